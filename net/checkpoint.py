@@ -1,0 +1,151 @@
+"""Reading every checkpoint format a DFPIR user meets, and loading it strictly.
+
+Formats (all read with ``torch.load(..., weights_only=True)``: no code in a file is ever run):
+
+- ``authors``: the released ``.pth.tar`` files, a dict with ``state_dict`` (bare network keys),
+  ``optimizer``, ``scheduler`` and ``epoch``;
+- ``lightning``: this project's ``.ckpt`` files; the network's keys carry the LightningModule's
+  ``net.`` prefix, and ``checkpoint["dfpir"]`` holds the model config and the prompt table the
+  network was trained with (so evaluating it needs neither CLIP nor a prompt file);
+- ``state_dict``: a bare state dict (a ``module.`` prefix left by DataParallel/DDP is removed).
+
+Loading is strict: a missing or unexpected key or a shape mismatch is an error that lists them.
+(The authors' loader silently skips mismatched keys and evaluates a half-random network.)
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from net.prompts import PromptTable
+
+LIGHTNING_PREFIX = "net."  # the LightningModule keeps the network in ``self.net``
+EXTRA_KEY = "dfpir"  # what this project adds to a Lightning checkpoint
+_MAX_LISTED = 10
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable DFPIR checkpoint; the message names the file and the problem."""
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, normalised.
+
+    state_dict:   the network's tensors under the authors' bare key names.
+    format:       'authors', 'lightning' or 'state_dict'.
+    model_config: DFPIRConfig fields (this project's checkpoints), else None (the paper's config).
+    prompt_table: the prompt table the network was trained with (this project's checkpoints), else None.
+    epoch:        the epoch recorded in the file, if any.
+    """
+
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    format: str
+    model_config: dict | None = None
+    prompt_table: PromptTable | None = None
+    prompt_set: str | None = None
+    epoch: int | None = None
+
+
+def _is_tensor_dict(obj) -> bool:
+    return isinstance(obj, dict) and len(obj) > 0 and all(
+        isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()
+    )
+
+
+def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint file of any supported format (see module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not zipfile.is_zipfile(path):  # torch.save writes zip archives; this is something else
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint (unreadable by torch.load): {err}") from err
+        raise CheckpointError(
+            f"{path} holds Python objects that cannot be loaded safely with weights_only=True; "
+            f"re-save only its tensors (torch.save(model.state_dict(), ...)). Detail: {err}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it may be truncated or another file): {err}") from err
+
+    if isinstance(obj, dict) and "pytorch-lightning_version" in obj:
+        state = obj.get("state_dict", {})
+        net_state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
+        if not net_state:
+            raise CheckpointError(f"{path} is a Lightning checkpoint without DFPIR weights (no '{LIGHTNING_PREFIX}*' keys)")
+        extra = obj.get(EXTRA_KEY) or {}
+        table = extra.get("prompt_table")
+        return Checkpoint(
+            path=path,
+            state_dict=net_state,
+            format="lightning",
+            model_config=extra.get("model_config"),
+            prompt_table=PromptTable.from_dict(table) if table else None,
+            prompt_set=extra.get("prompt_set"),
+            epoch=obj.get("epoch"),
+        )
+    if isinstance(obj, dict) and "state_dict" in obj:
+        if not _is_tensor_dict(obj["state_dict"]):
+            raise CheckpointError(f"{path}: 'state_dict' is not a dict of tensors")
+        epoch = obj.get("epoch")
+        return Checkpoint(path, _strip_prefix(obj["state_dict"], "module."), "authors",
+                          epoch=int(epoch) if isinstance(epoch, int) else None)
+    if _is_tensor_dict(obj):
+        return Checkpoint(path, _strip_prefix(obj, "module."), "state_dict")
+    kind = type(obj).__name__
+    keys = f" with keys {list(obj)[:8]}" if isinstance(obj, dict) else ""
+    raise CheckpointError(
+        f"{path} is not a DFPIR checkpoint: it holds a {kind}{keys}; expected the authors' .pth.tar "
+        "(a dict with 'state_dict'), a Lightning .ckpt of this project, or a bare state dict"
+    )
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+    return f"  {title} ({len(items)}): {shown}{more}"
+
+
+def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError listing missing keys, unexpected keys and shape mismatches."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    if missing or unexpected or mismatched:
+        lines = [f"{source} does not match the network (strict loading; nothing was loaded):"]
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+            if items:
+                lines.append(_listing(title, items))
+        lines.append("  Is it a DFPIR checkpoint of the same configuration (e.g. --model paper vs tiny)?")
+        raise CheckpointError("\n".join(lines))
+
+
+def load_pretrained(model: nn.Module, checkpoint: str | Path | Checkpoint) -> Checkpoint:
+    """Strictly load a checkpoint (a path in any supported format, or a read Checkpoint) into model.
+
+    Returns the Checkpoint (its prompt table and config, when it has them).
+    """
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
+    check_state_dict(model, ckpt.state_dict, f"checkpoint {ckpt.path}")
+    model.load_state_dict(ckpt.state_dict, strict=True)
+    return ckpt

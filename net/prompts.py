@@ -1,0 +1,273 @@
+"""Degradation prompts and the prompt table that steers DFPIR (spec section 2).
+
+A prompt table maps each degradation id to the 512-d CLIP text feature of its prompt. It is built
+once (then CLIP is freed), stored in every checkpoint this project writes, and indexed by
+degradation id during training and testing: there is no CLIP forward per step.
+
+Backends that compute a table:
+
+- ``clip``: open_clip "ViT-B-32" with OpenAI's weights (pretrained tag "openai", QuickGELU),
+  ``encode_text`` of the tokenised prompt, the raw (not normalised) feature, computed in float16
+  as the authors did on CUDA, then cast to float32. The permutation inside every DGPB is a sort
+  of a projection of this feature: a float32 feature (up to 4.5e-3 away) gives other permutations
+  and another network, so the released checkpoints need the float16 features.
+- ``file``: a prompt-table file given by the user (``--prompt_embeddings FILE``), a ``torch.save``d
+  dict {prompt string: 512-d tensor}; written by ``python -m net.prompts --export FILE``.
+- ``offline``: the same open_clip text tower with a fixed-seed random initialisation. For tests and
+  demos without internet only: a network trained with it is steered by meaningless (but fixed and
+  distinct) codes, and it is never chosen silently.
+- ``auto``: ``clip`` when its weights can be had, otherwise ``offline`` with a loud warning
+  (used by the quick start, which must run offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from utils.tasks import TASK_BY_ID
+
+CLIP_MODEL = "ViT-B-32"
+CLIP_PRETRAINED = "openai"
+OFFLINE_SEED = 0
+BACKENDS = ("clip", "offline", "auto")
+
+PROMPT_SETS: dict[str, dict[int, str]] = {
+    # Used by the released 3D and 5D checkpoints.
+    "detailed": {
+        0: "Gaussian noise with a standard deviation of 15",
+        1: "Gaussian noise with a standard deviation of 25",
+        2: "Gaussian noise with a standard deviation of 50",
+        3: "Rain degradation with rain lines",
+        4: "Hazy degradation with normal haze",
+        5: "Blur degradation with motion blur",
+        6: "Lowlight degradation",
+    },
+    # Used by the 3D "simple" checkpoint (no deblurring or low-light prompt).
+    "simple": {0: "Noise", 1: "Noise", 2: "Noise", 3: "Rain", 4: "Haze"},
+}
+
+
+class PromptError(RuntimeError):
+    """A prompt table could not be built; the message says which option to use instead."""
+
+
+@dataclass
+class PromptTable:
+    """Text codes by degradation id.
+
+    prompts:    prompts[de_id] is the prompt string of degradation id de_id.
+    embeddings: (N, 512) float32, row de_id is the text code of prompts[de_id].
+    source:     how the codes were computed (recorded in checkpoints).
+    """
+
+    prompts: list[str]
+    embeddings: torch.Tensor
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.embeddings.ndim != 2 or self.embeddings.shape[0] != len(self.prompts):
+            raise PromptError(
+                f"prompt table: {len(self.prompts)} prompts but embeddings of shape {tuple(self.embeddings.shape)}"
+            )
+        self.embeddings = self.embeddings.detach().float().cpu()
+
+    def lookup(self, de_ids: torch.Tensor) -> torch.Tensor:
+        """de_ids: (B,) int -> text codes (B, 512) float32 on the device of de_ids."""
+        if int(de_ids.max()) >= len(self.prompts) or int(de_ids.min()) < 0:
+            raise PromptError(f"degradation id out of range: this prompt table has ids 0..{len(self.prompts) - 1}")
+        return self.embeddings.to(de_ids.device)[de_ids]
+
+    def covers(self, task_names: list[str]) -> None:
+        """Raise PromptError if a task's degradation id has no prompt in this table."""
+        from utils.tasks import TASKS
+
+        missing = [n for n in task_names if TASKS[n].de_id >= len(self.prompts)]
+        if missing:
+            raise PromptError(
+                f"the prompt table ({self.source}) has no prompt for {missing}; the 'simple' prompt set covers "
+                "only the 3D tasks: use --prompt_set detailed"
+            )
+
+    def to_dict(self) -> dict:
+        """For checkpoints: plain types and one tensor, loadable with weights_only=True."""
+        return {"prompts": list(self.prompts), "embeddings": self.embeddings.clone(), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PromptTable:
+        return cls(prompts=list(d["prompts"]), embeddings=d["embeddings"], source=str(d["source"]))
+
+
+def prompt_list(prompt_set: str) -> list[str]:
+    """The prompts of a set, indexed by degradation id."""
+    if prompt_set not in PROMPT_SETS:
+        raise PromptError(f"unknown prompt set {prompt_set!r}; choose from {list(PROMPT_SETS)}")
+    by_id = PROMPT_SETS[prompt_set]
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def _clip_weights_available() -> bool:
+    """True when CLIP's weights are in the local cache or their host answers (checked quickly)."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = open_clip.get_pretrained_cfg(CLIP_MODEL, CLIP_PRETRAINED).get("hf_hub", "").strip("/")
+    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        if repo and isinstance(try_to_load_from_cache(repo, filename), str):
+            return True
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def _encode(model, prompts: list[str], device: torch.device) -> torch.Tensor:
+    import open_clip
+
+    tokens = open_clip.get_tokenizer(CLIP_MODEL)(prompts).to(device)
+    with torch.no_grad():
+        return model.encode_text(tokens).float().cpu()
+
+
+def encode_with_clip(prompts: list[str], device: str | torch.device | None = None) -> torch.Tensor:
+    """CLIP ViT-B/32 (OpenAI weights, QuickGELU) text features in float16 -> (N, 512) float32.
+
+    Runs on CUDA when present (as the authors did), else in float16 on the CPU.
+    """
+    import open_clip
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    advice = (
+        "Give a prompt-table file with --prompt_embeddings FILE (make it once on a machine with internet: "
+        "python -m net.prompts --export FILE --prompt_set detailed), or, for tests and demos only, "
+        "--prompt_backend offline."
+    )
+    if not _clip_weights_available():
+        raise PromptError(f"CLIP {CLIP_MODEL} '{CLIP_PRETRAINED}' weights are not cached and huggingface.co "
+                          f"cannot be reached. {advice}")
+    try:
+        model = open_clip.create_model(
+            CLIP_MODEL, pretrained=CLIP_PRETRAINED, force_quick_gelu=True, precision="fp16", device=device
+        )
+    except Exception as err:  # download and cache errors come in many types
+        raise PromptError(f"could not load CLIP {CLIP_MODEL} '{CLIP_PRETRAINED}' weights ({err}). {advice}") from err
+    model.eval()
+    features = _encode(model, prompts, device)
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return features
+
+
+def encode_offline(prompts: list[str], seed: int = OFFLINE_SEED) -> torch.Tensor:
+    """The CLIP ViT-B/32 text tower with a fixed-seed random initialisation -> (N, 512) float32.
+
+    Deterministic for a given seed and PyTorch version; float32 on the CPU. Not CLIP's features.
+    """
+    import open_clip
+
+    logging.disable(logging.WARNING)  # open_clip warns that no pretrained weights were loaded: intended here
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = open_clip.create_model(CLIP_MODEL, pretrained=None, force_quick_gelu=True)
+    finally:
+        logging.disable(logging.NOTSET)
+    return _encode(model.eval(), prompts, torch.device("cpu"))
+
+
+def load_prompt_file(path: str | Path, prompts: list[str]) -> torch.Tensor:
+    """Read a prompt-table file ({prompt: 512-d tensor}) -> (N, 512) float32 rows for ``prompts``."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptError(f"prompt-table file {path} does not exist (make one with python -m net.prompts --export)")
+    try:
+        table = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise PromptError(f"{path} is not a prompt-table file readable by torch.load ({err})") from err
+    if not isinstance(table, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in table.items()):
+        raise PromptError(f"{path} must hold a dict {{prompt string: 512-d tensor}}")
+    missing = [p for p in dict.fromkeys(prompts) if p not in table]
+    if missing:
+        raise PromptError(f"{path} has no embedding for the prompt(s) {missing}; it has {list(table)}")
+    rows = [table[p].detach().float().reshape(-1) for p in prompts]
+    if any(r.numel() != rows[0].numel() for r in rows):
+        raise PromptError(f"{path}: the embeddings do not all have the same size")
+    return torch.stack(rows)
+
+
+def save_prompt_file(path: str | Path, table: PromptTable) -> None:
+    """Write {prompt: 512-d float32 tensor} (the ``--prompt_embeddings`` format)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({p: e.clone() for p, e in zip(table.prompts, table.embeddings)}, path)
+
+
+def build_prompt_table(
+    prompt_set: str = "detailed",
+    backend: str = "clip",
+    embeddings_file: str | Path | None = None,
+    device: str | torch.device | None = None,
+) -> PromptTable:
+    """Compute the prompt table of a prompt set; ``embeddings_file`` takes precedence over ``backend``."""
+    prompts = prompt_list(prompt_set)
+    if embeddings_file is not None:
+        return PromptTable(prompts, load_prompt_file(embeddings_file, prompts), f"file {Path(embeddings_file).name}")
+    if backend not in BACKENDS:
+        raise PromptError(f"unknown prompt backend {backend!r}; choose from {list(BACKENDS)}")
+    if backend in ("clip", "auto"):
+        try:
+            return PromptTable(prompts, encode_with_clip(prompts, device), f"clip {CLIP_MODEL} {CLIP_PRETRAINED} fp16")
+        except PromptError as err:
+            if backend == "clip":
+                raise
+            message = (
+                f"CLIP weights are not available ({err}).\nFalling back to the OFFLINE prompt encoder "
+                "(random-initialised CLIP text tower): fine for a demo, not for real results."
+            )
+            warnings.warn(message, stacklevel=2)
+            print(f"WARNING: {message}", file=sys.stderr)
+    return PromptTable(prompts, encode_offline(prompts), f"offline random-init {CLIP_MODEL} seed {OFFLINE_SEED}")
+
+
+def describe_tasks(table: PromptTable) -> list[str]:
+    """One line per degradation id: 'id task: prompt'."""
+    return [f"{i} {TASK_BY_ID[i].name}: {p}" for i, p in enumerate(table.prompts)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m net.prompts",
+        description="Compute a prompt table once and write it as a --prompt_embeddings file.",
+    )
+    parser.add_argument("--export", required=True, metavar="FILE", help="where to write the prompt-table file")
+    parser.add_argument("--prompt_set", default="detailed", choices=list(PROMPT_SETS))
+    parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
+    parser.add_argument("--device", default=None, help="device for CLIP (default: cuda if present, else cpu)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        table = build_prompt_table(args.prompt_set, args.prompt_backend, device=args.device)
+    except PromptError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    save_prompt_file(args.export, table)
+    print(f"wrote {args.export}: {len(table.prompts)} prompts, source: {table.source}")
+    for line in describe_tasks(table):
+        print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
