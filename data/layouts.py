@@ -1,0 +1,341 @@
+"""Where each dataset's images live and how degraded images pair with clean ones (spec section 5).
+
+Default layout under a dataset root (:meth:`DatasetPaths.from_root`)::
+
+    <root>/Train/Denoise/            clean images (noise is synthetic)         denoise_dir
+    <root>/Train/Derain/rainy/rain-N.png      + gt/norain-N.png                derain_dir
+    <root>/Train/Dehaze/synthetic/ID_A_B.jpg  + original/ID.jpg (same ext.)    dehaze_dir
+    <root>/Train/Deblur/blur/NAME             + sharp/NAME                     deblur_dir
+    <root>/Train/LowLight/low/NAME            + high/NAME                      lowlight_dir
+    <root>/test/denoise/bsd68/*               clean CBSD68 images              denoise_path
+    <root>/test/derain/Rain100L/input/rain-N.png + Rain100L/target/norain-N.png  derain_path
+    <root>/test/dehaze/input/ID_A_B.jpg       + target/ID.png                  dehaze_path
+    <root>/test/deblur/blur/NAME              + sharp/NAME                     deblur_path
+    <root>/test/lowlight/low/NAME             + high/NAME                      lowlight_path
+
+Pairing works on path components relative to the task folder, never by replacing substrings of
+the whole path, so a root such as ``/data/deblur_lowlight_rain/blur_low/`` pairs correctly.
+Folders are searched recursively (hidden entries skipped) and a degraded image in a sub-folder
+pairs with the clean image at the same relative place (for dehazing: ``original/ID.ext`` whatever
+the sub-folder of the hazy image, e.g. the ``synthetic/part1/`` of some OTS copies).
+Files without an image extension (:data:`utils.image_io.IMAGE_EXTENSIONS`) are ignored.
+
+Optional name lists (the authors' files, one name per line relative to the task's training
+folder; the rain and haze lists carry the ``rainy/`` / ``synthetic/`` prefix, which is optional
+here for every list) restrict the training images when ``DatasetPaths.data_file_dir`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from utils.image_io import IMAGE_EXTENSIONS, is_image_file, read_rgb
+
+DATASET_KINDS: tuple[str, ...] = ("denoise", "derain", "dehaze", "deblur", "lowlight")
+"""The dataset families (``utils.tasks.Task.kind``); the three denoise tasks share one."""
+
+MAX_LISTED_PROBLEMS = 50
+"""How many problem lines a :class:`DataError` message shows before summarising the rest."""
+
+
+class DataError(ValueError):
+    """A dataset problem; ``problems`` holds one line per problem, each naming the offending path."""
+
+    def __init__(self, problems: str | Sequence[str], header: str = "dataset problems") -> None:
+        self.problems: list[str] = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__(format_problems(self.problems, header))
+
+
+def format_problems(problems: Sequence[str], header: str) -> str:
+    """One problem as is; several as ``header (N):`` and one indented line each, capped."""
+    if len(problems) == 1:
+        return problems[0]
+    lines = [f"{header} ({len(problems)}):"]
+    lines += [f"  - {p}" for p in problems[:MAX_LISTED_PROBLEMS]]
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more")
+    return "\n".join(lines)
+
+
+@dataclass
+class DatasetPaths:
+    """The dataset folders, one field per command-line flag of the same name.
+
+    Training folders (``*_dir``) and test folders (``*_path``) follow the layout in the module
+    docstring. ``data_file_dir``, when set, holds the authors' name lists that select the
+    training images; otherwise every image in each training folder is used. Strings are
+    converted to Paths.
+    """
+
+    denoise_dir: Path
+    derain_dir: Path
+    dehaze_dir: Path
+    deblur_dir: Path
+    lowlight_dir: Path
+    denoise_path: Path
+    derain_path: Path
+    dehaze_path: Path
+    deblur_path: Path
+    lowlight_path: Path
+    data_file_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                setattr(self, field.name, Path(value))
+
+    @classmethod
+    def from_root(cls, root: str | os.PathLike[str], data_file_dir: str | os.PathLike[str] | None = None
+                  ) -> DatasetPaths:
+        """The default layout under ``root`` (see the module docstring)."""
+        root = Path(root)
+        train, test = root / "Train", root / "test"
+        return cls(
+            denoise_dir=train / "Denoise",
+            derain_dir=train / "Derain",
+            dehaze_dir=train / "Dehaze",
+            deblur_dir=train / "Deblur",
+            lowlight_dir=train / "LowLight",
+            denoise_path=test / "denoise",
+            derain_path=test / "derain",
+            dehaze_path=test / "dehaze",
+            deblur_path=test / "deblur",
+            lowlight_path=test / "lowlight",
+            data_file_dir=None if data_file_dir is None else Path(data_file_dir),
+        )
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A degraded image and its clean target; ``degraded`` is None for denoising (noise is synthetic)."""
+
+    degraded: Path | None
+    clean: Path
+
+
+def size_mismatch(pair: Pair, degraded_shape: tuple[int, ...], clean_shape: tuple[int, ...]) -> str | None:
+    """The problem line for a pair whose decoded images differ in height or width, else None."""
+    if degraded_shape[:2] == clean_shape[:2]:
+        return None
+    (dh, dw), (ch, cw) = degraded_shape[:2], clean_shape[:2]
+    return (f"{pair.degraded} ({dw}x{dh}) and its partner {pair.clean} ({cw}x{ch}) differ in size "
+            "(width x height); a pair must be pixel-aligned")
+
+
+def read_pair(pair: Pair) -> tuple[np.ndarray | None, np.ndarray]:
+    """Decode a pair: (degraded, clean) as (H, W, 3) uint8 (``degraded`` None for denoising).
+
+    DataError naming both files if their sizes differ; ImageReadError for an unreadable file.
+    """
+    clean = read_rgb(pair.clean)
+    if pair.degraded is None:
+        return None, clean
+    degraded = read_rgb(pair.degraded)
+    problem = size_mismatch(pair, degraded.shape, clean.shape)
+    if problem:
+        raise DataError(problem)
+    return degraded, clean
+
+
+PartnerRule = Callable[[PurePosixPath], PurePosixPath]
+"""Maps a degraded image's path (relative to its folder) to its partner's (relative to the clean folder)."""
+
+
+def same_name(rel: PurePosixPath) -> PurePosixPath:
+    """``blur/NAME`` -> ``sharp/NAME``, ``low/NAME`` -> ``high/NAME``."""
+    return rel
+
+
+def rain_partner(rel: PurePosixPath) -> PurePosixPath:
+    """``rain-N.png`` -> ``norain-N.png`` (Rain100L)."""
+    if not rel.name.startswith("rain-"):
+        raise ValueError("a rainy image must be named rain-<N> to pair with norain-<N>")
+    return rel.with_name("no" + rel.name)
+
+
+def haze_partner(suffix: str | None) -> PartnerRule:
+    """``ID_A_B.ext`` (in any sub-folder) -> ``ID`` + ``suffix`` (the hazy file's own extension if None).
+
+    ID is the file name up to its first underscore (RESIDE: ``0025_0.8_0.1.jpg`` -> ``0025``).
+    """
+
+    def partner(rel: PurePosixPath) -> PurePosixPath:
+        return PurePosixPath(rel.name.split("_")[0] + (rel.suffix if suffix is None else suffix))
+
+    return partner
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one dataset of one split is laid out inside its task folder.
+
+    degraded: sub-folder of degraded images, or None when the clean images are the only input.
+    clean:    sub-folder of clean images ('' for the task folder itself).
+    partner:  degraded path relative to ``degraded`` -> clean path relative to ``clean``.
+    name_list: the authors' name-list file restricting this dataset (training only), or None.
+    """
+
+    degraded: str | None
+    clean: str
+    partner: PartnerRule = same_name
+    name_list: str | None = None
+
+
+TRAIN_LAYOUTS: dict[str, Layout] = {
+    "denoise": Layout(None, "", name_list="denoise.txt"),
+    "derain": Layout("rainy", "gt", rain_partner, "rainTrain.txt"),
+    "dehaze": Layout("synthetic", "original", haze_partner(None), "hazy_outside.txt"),
+    "deblur": Layout("blur", "sharp", same_name, "train_gopro.txt"),
+    "lowlight": Layout("low", "high", same_name, "train_lol.txt"),
+}
+
+TEST_LAYOUTS: dict[str, Layout] = {
+    "denoise": Layout(None, "bsd68"),
+    "derain": Layout("Rain100L/input", "Rain100L/target", rain_partner),
+    "dehaze": Layout("input", "target", haze_partner(".png")),
+    "deblur": Layout("blur", "sharp"),
+    "lowlight": Layout("low", "high"),
+}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in DATASET_KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; choose from {list(DATASET_KINDS)}")
+
+
+def task_folder(kind: str, split: str, paths: DatasetPaths) -> tuple[Path, str]:
+    """(folder, the DatasetPaths field / flag naming it) of ``kind``'s ``split`` ('train' or 'test')."""
+    _check_kind(kind)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    field = f"{kind}_{'dir' if split == 'train' else 'path'}"
+    return getattr(paths, field), field
+
+
+def list_images(folder: Path) -> list[PurePosixPath]:
+    """Image files under ``folder`` (recursively, hidden entries skipped) as sorted relative paths."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = PurePosixPath(Path(dirpath).relative_to(folder).as_posix())
+        found += [rel_dir / f for f in filenames if not f.startswith(".") and is_image_file(f)]
+    return sorted(found, key=str)
+
+
+def find_name_list(data_file_dir: Path, filename: str) -> tuple[Path | None, str | None]:
+    """(path, None) of ``filename`` in ``data_file_dir`` or one of its sub-folders, else (None, problem).
+
+    The file directly in ``data_file_dir`` wins; two candidates in sub-folders are ambiguous.
+    """
+    direct = data_file_dir / filename
+    if direct.is_file():
+        return direct, None
+    nested = sorted(data_file_dir.glob(f"*/{filename}"))
+    if len(nested) == 1:
+        return nested[0], None
+    if nested:
+        return None, f"name list {filename} is ambiguous: found {', '.join(map(str, nested))}; keep one"
+    return None, (f"name list {filename} not found: looked for {direct} and {data_file_dir / '*' / filename} "
+                  "(set --data_file_dir to the folder holding the authors' lists, or leave it unset to use "
+                  "every image)")
+
+
+def _read_name_list(list_path: Path, layout: Layout) -> list[PurePosixPath]:
+    """Names listed in ``list_path``, relative to the degraded (else clean) folder, blank lines skipped.
+
+    A line may carry the folder as prefix (``rainy/rain-1.png``) or not (``rain-1.png``).
+    """
+    prefix = PurePosixPath(layout.degraded if layout.degraded is not None else layout.clean)
+    names = []
+    for line in list_path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name = PurePosixPath(line.replace("\\", "/"))
+        if prefix.parts and name.parts[: len(prefix.parts)] == prefix.parts:
+            name = name.relative_to(prefix)
+        names.append(name)
+    return sorted(names, key=str)
+
+
+def _missing_folder(folder: Path, field: str, kind: str, split: str) -> str:
+    return (f"missing folder {folder} ({kind} {split} data: set --{field}, whose expected layout is "
+            "described in data/layouts.py)")
+
+
+def scan_pairs(kind: str, split: str, paths: DatasetPaths) -> tuple[list[Pair], list[str]]:
+    """All (degraded, clean) pairs of ``kind`` for ``split`` ('train' or 'test'), and the problems found.
+
+    Never raises for dataset problems: each problem is one line naming the offending path
+    (missing or empty folder, missing name list, listed file that does not exist, image without
+    its partner naming both). Pairs are sorted by the degraded (else clean) relative path;
+    images with a problem are left out.
+    """
+    task_dir, field = task_folder(kind, split, paths)
+    layout = (TRAIN_LAYOUTS if split == "train" else TEST_LAYOUTS)[kind]
+    clean_dir = task_dir / layout.clean
+    input_dir = task_dir / layout.degraded if layout.degraded is not None else clean_dir
+    problems: list[str] = []
+
+    missing = [d for d in dict.fromkeys((input_dir, clean_dir)) if not d.is_dir()]
+    if missing:
+        return [], [_missing_folder(d, field, kind, split) for d in missing]
+
+    if split == "train" and paths.data_file_dir is not None and layout.name_list is not None:
+        list_path, problem = find_name_list(paths.data_file_dir, layout.name_list)
+        if list_path is None:
+            return [], [problem]
+        names = []
+        for name in _read_name_list(list_path, layout):
+            if (input_dir / name).is_file():
+                names.append(name)
+            else:
+                problems.append(f"{input_dir / name} is listed in {list_path} but does not exist")
+        if not names and not problems:
+            problems.append(f"name list {list_path} is empty")
+    else:
+        names = list_images(input_dir)
+        if not names:
+            problems.append(f"no images in {input_dir} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} files)")
+
+    if layout.degraded is None:
+        return [Pair(None, clean_dir / name) for name in names], problems
+
+    clean_names = set(list_images(clean_dir))
+    pairs = []
+    for name in names:
+        try:
+            partner = layout.partner(name)
+        except ValueError as err:
+            problems.append(f"{input_dir / name}: {err}")
+            continue
+        if partner in clean_names:
+            pairs.append(Pair(input_dir / name, clean_dir / partner))
+        else:
+            problems.append(f"{input_dir / name} has no clean partner: expected {clean_dir / partner}")
+    return pairs, problems
+
+
+def train_pairs(kind: str, paths: DatasetPaths) -> list[Pair]:
+    """The training pairs of ``kind`` (``degraded`` None for denoise); DataError listing every problem."""
+    pairs, problems = scan_pairs(kind, "train", paths)
+    if problems:
+        raise DataError(problems, f"{kind} training data")
+    return pairs
+
+
+def test_pairs(kind: str, paths: DatasetPaths) -> list[Pair]:
+    """The test pairs of ``kind`` (``degraded`` None for denoise); DataError listing every problem."""
+    pairs, problems = scan_pairs(kind, "test", paths)
+    if problems:
+        raise DataError(problems, f"{kind} test data")
+    return pairs
+
+
+test_pairs.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
