@@ -269,6 +269,10 @@ def _missing_folder(folder: Path, field: str, kind: str, split: str) -> str:
             "described in data/layouts.py)")
 
 
+def _no_images(folder: Path) -> str:
+    return f"no images in {folder} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} files)"
+
+
 def scan_pairs(kind: str, split: str, paths: DatasetPaths) -> tuple[list[Pair], list[str]]:
     """All (degraded, clean) pairs of ``kind`` for ``split`` ('train' or 'test'), and the problems found.
 
@@ -302,12 +306,14 @@ def scan_pairs(kind: str, split: str, paths: DatasetPaths) -> tuple[list[Pair], 
     else:
         names = list_images(input_dir)
         if not names:
-            problems.append(f"no images in {input_dir} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} files)")
+            problems.append(_no_images(input_dir))
 
     if layout.degraded is None:
         return [Pair(None, clean_dir / name) for name in names], problems
 
     clean_names = set(list_images(clean_dir))
+    if not clean_names:  # one problem, not one per degraded image
+        return [], problems + [_no_images(clean_dir)]
     pairs = []
     for name in names:
         try:
