@@ -93,7 +93,7 @@ def check_data(
     ))
     shapes: dict[str, tuple[int, ...]] = {}
     decoded = parallel_map(_decode, files, num_workers, desc=f"decoding {len(files)} images")
-    for path, outcome in zip(files, decoded):
+    for path, outcome in zip(files, decoded, strict=True):
         if outcome.problem is not None:
             problems.append(outcome.problem)
         else:

@@ -91,8 +91,9 @@ class DatasetPaths:
                 setattr(self, field.name, Path(value))
 
     @classmethod
-    def from_root(cls, root: str | os.PathLike[str], data_file_dir: str | os.PathLike[str] | None = None
-                  ) -> DatasetPaths:
+    def from_root(
+        cls, root: str | os.PathLike[str], data_file_dir: str | os.PathLike[str] | None = None
+    ) -> DatasetPaths:
         """The default layout under ``root`` (see the module docstring)."""
         root = Path(root)
         train, test = root / "Train", root / "test"
@@ -313,7 +314,7 @@ def scan_pairs(kind: str, split: str, paths: DatasetPaths) -> tuple[list[Pair], 
 
     clean_names = set(list_images(clean_dir))
     if not clean_names:  # one problem, not one per degraded image
-        return [], problems + [_no_images(clean_dir)]
+        return [], [*problems, _no_images(clean_dir)]
     pairs = []
     for name in names:
         try:

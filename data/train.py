@@ -23,7 +23,14 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from data.layouts import DataError, DatasetPaths, Pair, read_pair, train_pairs
-from data.transforms import CROP_BASE, add_gaussian_noise, crop_to_multiple, paired_random_crop, random_augment, to_tensor
+from data.transforms import (
+    CROP_BASE,
+    add_gaussian_noise,
+    crop_to_multiple,
+    paired_random_crop,
+    random_augment,
+    to_tensor,
+)
 from utils.image_io import image_size, parallel_map
 from utils.tasks import SETTINGS, TASKS
 
@@ -31,7 +38,7 @@ PRELOAD_MIN_VISITS = 30
 """With ``preload``, a dataset is decoded into memory only if one epoch visits each image this often."""
 
 DEFAULT_PRELOAD_BYTES = 4 * 2**30
-"""Default memory budget of ``preload``: all of Rain100L and LOL and about half of GoPro's pairs."""
+"""Default memory budget of ``preload``: all of Rain100L (0.18 GB) and LOL (0.69 GB), ~600 GoPro pairs (5.5 MB each)."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ class TrainMixture(Dataset):
             lambda key: load_training_images(self._pairs[key[0]][key[1]]), chosen, os.cpu_count() or 1,
             desc=f"preloading {len(chosen)} training images/pairs", unit="item",
         )
-        for key, (degraded, clean) in zip(chosen, decoded):
+        for key, (degraded, clean) in zip(chosen, decoded, strict=True):
             self._cache[key] = (
                 None if degraded is None else np.ascontiguousarray(degraded),
                 np.ascontiguousarray(clean),

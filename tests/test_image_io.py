@@ -95,7 +95,7 @@ def test_32bit_integer_image_is_treated_as_16bit(tmp_path):
 
 def test_float_image_is_refused(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.float32), "F").save(tmp_path / "f.tif")
-    with pytest.raises(ImageReadError, match="f.tif.*floating-point"):
+    with pytest.raises(ImageReadError, match=r"f\.tif.*floating-point"):
         read_rgb(tmp_path / "f.tif")
 
 
@@ -138,7 +138,7 @@ def test_write_png_float_clips_and_rounds(tmp_path):
 
 @pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.int32)])
 def test_write_png_rejects_other_arrays(tmp_path, bad):
-    with pytest.raises(ValueError, match="bad.png"):
+    with pytest.raises(ValueError, match=r"bad\.png"):
         write_png(tmp_path / "bad.png", bad)
 
 

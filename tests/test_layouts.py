@@ -127,20 +127,25 @@ def write_lists(lists_dir: Path, nested: bool) -> None:
 def test_name_lists_select_training_images(root, tmp_path, nested):
     write_lists(tmp_path / "lists", nested)
     paths = DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists")
-    assert rel(train_pairs("denoise", paths), root) == [(None, "Train/Denoise/b.png"), (None, "Train/Denoise/sub/c.bmp")]
-    assert rel(train_pairs("derain", paths), root) == [("Train/Derain/rainy/rain-2.png", "Train/Derain/gt/norain-2.png")]
+    assert rel(train_pairs("denoise", paths), root) == [
+        (None, "Train/Denoise/b.png"), (None, "Train/Denoise/sub/c.bmp")]
+    assert rel(train_pairs("derain", paths), root) == [
+        ("Train/Derain/rainy/rain-2.png", "Train/Derain/gt/norain-2.png")]
     assert rel(train_pairs("dehaze", paths), root) == [
         ("Train/Dehaze/synthetic/0001_1_0.2.jpg", "Train/Dehaze/original/0001.jpg"),
         ("Train/Dehaze/synthetic/part1/0003_0.8_0.2.png", "Train/Dehaze/original/0003.png")]
-    assert rel(train_pairs("deblur", paths), root) == [("Train/Deblur/blur/GOPR_01.png", "Train/Deblur/sharp/GOPR_01.png")]
-    assert rel(train_pairs("lowlight", paths), root) == [("Train/LowLight/low/22.png", "Train/LowLight/high/22.png")]
+    assert rel(train_pairs("deblur", paths), root) == [
+        ("Train/Deblur/blur/GOPR_01.png", "Train/Deblur/sharp/GOPR_01.png")]
+    assert rel(train_pairs("lowlight", paths), root) == [
+        ("Train/LowLight/low/22.png", "Train/LowLight/high/22.png")]
     assert len(layouts.test_pairs("denoise", paths)) == 2  # lists never restrict the test sets
 
 
 def test_missing_name_list_names_the_paths_looked_at(root, tmp_path):
     (tmp_path / "lists").mkdir()
     paths = DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists")
-    looked_at = f"looked for {tmp_path / 'lists' / 'rainTrain.txt'} and {tmp_path / 'lists' / '*' / 'rainTrain.txt'}"
+    lists = tmp_path / "lists"
+    looked_at = f"looked for {lists / 'rainTrain.txt'} and {lists / '*' / 'rainTrain.txt'}"
     with pytest.raises(DataError, match=re.escape(f"name list rainTrain.txt not found: {looked_at}")):
         train_pairs("derain", paths)
 
@@ -157,9 +162,11 @@ def test_listed_file_that_does_not_exist_is_named(root, tmp_path):
 
 def test_missing_folder_names_it_and_its_flag(tmp_path):
     paths = DatasetPaths.from_root(tmp_path)
-    with pytest.raises(DataError, match=re.escape(f"missing folder {tmp_path / 'Train/Deblur/blur'} (deblur train data: set --deblur_dir")):
+    deblur = f"missing folder {tmp_path / 'Train/Deblur/blur'} (deblur train data: set --deblur_dir"
+    with pytest.raises(DataError, match=re.escape(deblur)):
         train_pairs("deblur", paths)
-    with pytest.raises(DataError, match=re.escape(f"missing folder {tmp_path / 'test/lowlight/low'} (lowlight test data: set --lowlight_path")):
+    lowlight = f"missing folder {tmp_path / 'test/lowlight/low'} (lowlight test data: set --lowlight_path"
+    with pytest.raises(DataError, match=re.escape(lowlight)):
         layouts.test_pairs("lowlight", paths)
 
 
@@ -213,3 +220,14 @@ def test_unknown_kind_and_split_are_refused(root):
         train_pairs("desnow", DatasetPaths.from_root(root))
     with pytest.raises(ValueError, match="split"):
         scan_pairs("derain", "val", DatasetPaths.from_root(root))
+
+
+def test_name_list_in_two_subfolders_is_ambiguous(root, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / "lists" / sub).mkdir(parents=True)
+        (tmp_path / "lists" / sub / "train_lol.txt").write_text("1.png\n")
+    with pytest.raises(DataError, match=r"name list train_lol.txt is ambiguous: found .*a/train_lol.txt, .*b/train_lol"):
+        train_pairs("lowlight", DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists"))
+    (tmp_path / "lists" / "train_lol.txt").write_text("22.png\n")  # the top-level list wins
+    paths = DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists")
+    assert [p.clean.name for p in train_pairs("lowlight", paths)] == ["22.png"]

@@ -14,7 +14,14 @@ from torch.utils.data import DataLoader
 
 from data.layouts import DataError, DatasetPaths
 from data.train import TrainMixture
-from data.transforms import AUGMENTATIONS, add_gaussian_noise, augment, crop_to_multiple, paired_random_crop, random_augment
+from data.transforms import (
+    AUGMENTATIONS,
+    add_gaussian_noise,
+    augment,
+    crop_to_multiple,
+    paired_random_crop,
+    random_augment,
+)
 from utils.tasks import SETTINGS, TASKS
 
 PATCH = 16
@@ -73,7 +80,7 @@ def find_window(patch: np.ndarray, img: np.ndarray) -> list[tuple[str, int, int]
     found = []
     for mode in AUGMENTATIONS:
         matches = np.all(windows == augment_inverse(patch, mode)[None, None], axis=(2, 3, 4))
-        found += [(mode, int(t), int(l)) for t, l in zip(*np.nonzero(matches))]
+        found += [(mode, int(top), int(left)) for top, left in zip(*np.nonzero(matches), strict=True)]
     return found
 
 

@@ -122,8 +122,9 @@ def parallel_map(
 
     Meant for decoding many image files: PIL releases the GIL while decoding, so threads scale
     with cores. At most ``4 * num_workers`` results are in flight, so memory stays flat for long
-    lists. A tqdm progress bar on stderr, counting ``unit``, is shown when ``desc`` is given. ``num_workers <= 1`` runs
-    in the calling thread. An exception raised by ``fn`` propagates and cancels what is queued.
+    lists. A tqdm progress bar on stderr, counting ``unit``, is shown when ``desc`` is given.
+    ``num_workers <= 1`` runs in the calling thread. An exception raised by ``fn`` propagates and
+    cancels what is still queued.
     """
     items = list(items)
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=desc is None, dynamic_ncols=True)
