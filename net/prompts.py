@@ -23,6 +23,7 @@ Backends that compute a table:
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import socket
 import sys
@@ -172,6 +173,11 @@ def encode_offline(prompts: list[str], seed: int = OFFLINE_SEED) -> torch.Tensor
 
     Deterministic for a given seed and PyTorch version; float32 on the CPU. Not CLIP's features.
     """
+    return _encode_offline_cached(tuple(prompts), seed).clone()
+
+
+@functools.lru_cache(maxsize=4)
+def _encode_offline_cached(prompts: tuple[str, ...], seed: int) -> torch.Tensor:
     import open_clip
 
     logging.disable(logging.WARNING)  # open_clip warns that no pretrained weights were loaded: intended here
@@ -181,7 +187,7 @@ def encode_offline(prompts: list[str], seed: int = OFFLINE_SEED) -> torch.Tensor
             model = open_clip.create_model(CLIP_MODEL, pretrained=None, force_quick_gelu=True)
     finally:
         logging.disable(logging.NOTSET)
-    return _encode(model.eval(), prompts, torch.device("cpu"))
+    return _encode(model.eval(), list(prompts), torch.device("cpu"))
 
 
 def load_prompt_file(path: str | Path, prompts: list[str]) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Training and evaluation runs behind the thin train_*/test_* scripts."""

@@ -1,0 +1,68 @@
+"""Pieces shared by the training and evaluation runs: device choice, prompt table, network speed options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from net.checkpoint import Checkpoint
+from net.module import DFPIRModule
+from net.prompts import PromptTable, build_prompt_table
+
+
+# Lightning notices that are expected here: a resumed run's checkpoint folder is not empty, and
+# Lightning's own use of a deprecated torch.utils._pytree API.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+class UsageError(Exception):
+    """A problem with the user's options or files; printed as 'error: ...' without a traceback."""
+
+
+def accelerator(device: str) -> str:
+    """--device auto|cpu|cuda -> Lightning accelerator name."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was given but PyTorch sees no CUDA device; use --device cpu")
+    return {"auto": "auto", "cpu": "cpu", "cuda": "gpu"}[device]
+
+
+def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, tasks: list[str]) -> PromptTable:
+    """The checkpoint's own prompt table if it has one, else one built from the prompt options."""
+    if checkpoint is not None and checkpoint.prompt_table is not None:
+        table = checkpoint.prompt_table
+        if args.prompt_embeddings:
+            print(f"note: {checkpoint.path} carries its own prompt table ({table.source}); "
+                  "--prompt_embeddings is not used", file=sys.stderr)
+    else:
+        device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        table = build_prompt_table(args.prompt_set, args.prompt_backend, args.prompt_embeddings, device=device)
+    table.covers(tasks)
+    return table
+
+
+def apply_speed_options(module: DFPIRModule, args: argparse.Namespace) -> DFPIRModule:
+    """channels_last and torch.compile on the network (both keep the function: see benchmarks/)."""
+    if args.channels_last:
+        module.net.to(memory_format=torch.channels_last)
+    if args.compile:
+        module.net.compile()
+    return module
+
+
+def run_cli(run: Callable[[], int]) -> int:
+    """Call run(), turning known user errors into a one-line message and exit code 2."""
+    from data.layouts import DataError
+    from net.checkpoint import CheckpointError
+    from net.prompts import PromptError
+    from utils.image_io import ImageReadError
+
+    try:
+        return run()
+    except (UsageError, DataError, CheckpointError, PromptError, ImageReadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

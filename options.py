@@ -1,0 +1,155 @@
+"""Command-line options of the training and test scripts: one place, parsers built inside functions.
+
+Flags keep the authors' names where they have one (``--batch_size``, ``--patch_size``, ``--lr``,
+``--epochs``, ``--de_type``, ``--num_workers``, ``--denoise_dir`` ... ``--lowlight_path``,
+``--data_file_dir``, ``--output_path``, ``--pretrained_1``). Defaults reproduce the training of the
+released checkpoints (spec section 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from data.layouts import DatasetPaths
+from net.dfpir import PRESETS
+from net.prompts import BACKENDS, PROMPT_SETS
+from utils.tasks import SETTINGS, TASKS
+
+DEFAULT_DATA_ROOT = "datasets"
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+TRAIN_DIR_FLAGS = ("denoise_dir", "derain_dir", "dehaze_dir", "deblur_dir", "lowlight_dir")
+TEST_PATH_FLAGS = ("denoise_path", "derain_path", "dehaze_path", "deblur_path", "lowlight_path")
+
+# Test tasks run by default by the test scripts (the columns of the paper's tables).
+DEFAULT_TEST_TASKS = {name: list(setting.test_tasks) for name, setting in SETTINGS.items()}
+
+
+def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
+    group = parser.add_argument_group(
+        "datasets",
+        f"Folders default to the standard layout under --data_root (see README, 'Datasets'); "
+        "each flag overrides one folder.",
+    )
+    group.add_argument("--data_root", default=DEFAULT_DATA_ROOT, help="root of the standard dataset layout")
+    flags = (TRAIN_DIR_FLAGS + TEST_PATH_FLAGS) if train else TEST_PATH_FLAGS
+    for flag in flags:
+        group.add_argument(f"--{flag}", default=None, metavar="DIR")
+    if train:
+        group.add_argument(
+            "--data_file_dir",
+            default=None,
+            metavar="DIR",
+            help="folder of the authors' name lists (denoise.txt, rainTrain.txt, hazy_outside.txt, train_gopro.txt, "
+            "train_lol.txt) that restrict the training folders; default: every image of each folder",
+        )
+
+
+def _add_prompt_args(parser: argparse.ArgumentParser, setting: str) -> None:
+    group = parser.add_argument_group("prompts")
+    choices = list(PROMPT_SETS) if setting == "3D" else ["detailed"]
+    group.add_argument("--prompt_set", default="detailed", choices=choices,
+                       help="degradation prompts (the 3D 'simple' checkpoint uses 'simple')")
+    group.add_argument("--prompt_embeddings", default=None, metavar="FILE",
+                       help="prompt-table file ({prompt: 512-d tensor}) instead of running CLIP; "
+                       "make one with: python -m net.prompts --export FILE")
+    group.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS),
+                       help="how to compute prompt codes without a file: CLIP (needs its weights once), "
+                       "offline (random-init text tower: tests/demos only), auto (CLIP, else offline with a warning)")
+
+
+def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("hardware")
+    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="accelerator")
+    group.add_argument("--num_workers", type=int, default=4, help="data-loading worker processes")
+    group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
+                       help="channels_last memory format (same function, faster convolutions)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the network (slow start, faster steps)")
+
+
+def build_train_parser(setting: str) -> argparse.ArgumentParser:
+    """Parser of ``train_<setting>_DFPIR.py`` (setting '3D' or '5D')."""
+    spec = SETTINGS[setting]
+    parser = argparse.ArgumentParser(
+        description=f"Train DFPIR on the {setting} mixture (defaults: the released checkpoints' protocol).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    group = parser.add_argument_group("training")
+    group.add_argument("--de_type", nargs="+", default=list(spec.train_repeats), choices=list(spec.train_repeats),
+                       help="training tasks")
+    group.add_argument("--batch_size", type=int, default=5)
+    group.add_argument("--patch_size", type=int, default=128)
+    group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    group.add_argument("--epochs", type=int, default=80, help="epochs to train (the authors stopped at 80)")
+    group.add_argument("--lr_schedule_epochs", type=int, default=500, help="T_max of the per-epoch cosine schedule")
+    group.add_argument("--max_steps", type=int, default=-1,
+                       help="stop after this many optimizer steps in total (counting resumed ones); -1: no limit")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--model", default="paper", choices=list(PRESETS), help="network size preset")
+    group.add_argument("--precision", default="32", choices=PRECISIONS,
+                       help="32 reproduces the paper; mixed precision is faster but changes the function")
+    group.add_argument("--preload_gb", type=float, default=4.0,
+                       help="decode the most revisited training sets (Rain100L, LOL, GoPro) into RAM up to this "
+                       "many GB; 0 disables")
+
+    group = parser.add_argument_group("validation and checkpoints")
+    group.add_argument("--val_every", type=int, default=spec.val_every,
+                       help="training steps between validations on the test sets (also after every epoch); 0: never")
+    group.add_argument("--val_tasks", nargs="+", default=list(spec.test_tasks), choices=list(TASKS),
+                       help="test sets used for validation")
+    group.add_argument("--ckpt_dir", default=f"checkpoints/DFPIR_{setting}", help="checkpoints and logs")
+    group.add_argument("--ckpt_every", type=int, default=1000, help="training steps between saves of last.ckpt")
+    group.add_argument("--resume", default=None, metavar="auto|PATH",
+                       help="continue a run: 'auto' takes <ckpt_dir>/last.ckpt if it exists")
+    group.add_argument("--init_from", default=None, metavar="CKPT",
+                       help="start from these weights (any checkpoint format, e.g. an authors' .pth.tar)")
+    group.add_argument("--logger", default="tensorboard", choices=["tensorboard", "csv"])
+    group.add_argument("--check_data", action="store_true",
+                       help="validate every training and test folder, print the counts and exit")
+
+    group = parser.add_argument_group("distributed")
+    group.add_argument("--devices", default="1", help="devices per node (an int, or 'auto')")
+    group.add_argument("--num_nodes", type=int, default=1)
+
+    _add_runtime_args(parser)
+    _add_prompt_args(parser, setting)
+    _add_data_args(parser, train=True)
+    parser.set_defaults(setting=setting)
+    return parser
+
+
+def build_test_parser(setting: str) -> argparse.ArgumentParser:
+    """Parser of ``test_<setting>_DFPIR.py``."""
+    parser = argparse.ArgumentParser(
+        description=f"Evaluate a DFPIR checkpoint on the {setting} test sets and compare with the paper.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, metavar="PATH",
+                        help="checkpoint: authors' .pth.tar, this project's .ckpt, or a bare state dict")
+    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TEST_TASKS[setting], choices=list(TASKS),
+                        help="test sets to run")
+    parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",
+                        help="restored images, results.json and results.md")
+    parser.add_argument("--no_save_images", action="store_true", help="do not write restored PNGs")
+    parser.add_argument("--tile", type=int, default=None, metavar="N",
+                        help="restore in N x N tiles (bounded memory); default: whole image")
+    parser.add_argument("--tile_overlap", type=int, default=32, metavar="M", help="overlap between tiles")
+    parser.add_argument("--model", default=None, choices=list(PRESETS),
+                        help="network preset for checkpoints that do not record it (authors' files: paper)")
+    _add_runtime_args(parser)
+    _add_prompt_args(parser, setting)
+    _add_data_args(parser, train=False)
+    parser.set_defaults(setting=setting)
+    return parser
+
+
+def dataset_paths(args: argparse.Namespace) -> DatasetPaths:
+    """The dataset folders from --data_root and the per-folder flags."""
+    defaults = DatasetPaths.from_root(args.data_root)
+    overrides = {f: Path(getattr(args, f)) for f in TRAIN_DIR_FLAGS + TEST_PATH_FLAGS if getattr(args, f, None)}
+    data_file_dir = getattr(args, "data_file_dir", None)
+    return DatasetPaths(**{**defaults.__dict__, **overrides, "data_file_dir": data_file_dir})
+
+
+def parse_devices(value: str) -> int | str:
+    return value if value == "auto" else int(value)

@@ -1,0 +1,13 @@
+"""Evaluate a DFPIR checkpoint on the 5D test sets and compare with the paper's table.
+
+    python test_5D_DFPIR.py --ckpt CHECKPOINT [--tasks ...] [--output_path DIR]
+
+Options: python test_5D_DFPIR.py --help; the evaluation run lives in engine/evaluate.py.
+"""
+
+import sys
+
+from engine.evaluate import main
+
+if __name__ == "__main__":
+    sys.exit(main("5D"))

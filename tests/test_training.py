@@ -1,0 +1,126 @@
+"""Training and evaluation end to end on the generated stand-in data, with the tiny network.
+
+Train a few steps, evaluate last.ckpt with no prompt source; resume ends with the weights of an
+uninterrupted run; a 2-process DDP validation gives the single-process numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.sample import make_sample_dataset
+from engine.evaluate import main as evaluate_main
+from engine.train import main as train_main
+from net.checkpoint import read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "tiny", "--patch_size", "32", "--batch_size", "2", "--num_workers", "0", "--device", "cpu",
+        "--prompt_backend", "offline", "--logger", "csv"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    make_sample_dataset(root, train_size=48, test_size=32)
+    return root
+
+
+def _train(data_root: Path, ckpt_dir: Path, *extra: str) -> None:
+    argv = ["--data_root", str(data_root), "--ckpt_dir", str(ckpt_dir), *TINY, *extra]
+    assert train_main("3D", argv) == 0
+
+
+def test_train_then_evaluate_last_checkpoint_without_a_prompt_source(data_root, tmp_path, capsys):
+    ckpt_dir = tmp_path / "run"
+    _train(data_root, ckpt_dir, "--max_steps", "4", "--val_every", "2", "--val_tasks", "denoise_25", "derain")
+    last = read_checkpoint(ckpt_dir / "last.ckpt")
+    assert last.format == "lightning" and last.model_config["dim"] == 16
+    assert "offline" in last.prompt_table.source and last.prompt_table.embeddings.shape == (7, 512)
+    best = list(ckpt_dir.glob("best-*.ckpt"))
+    assert len(best) == 1 and "psnr" in best[0].name
+
+    out = tmp_path / "eval"
+    # No --prompt_embeddings / --prompt_backend: the table must come from the checkpoint.
+    argv = ["--ckpt", str(ckpt_dir / "last.ckpt"), "--data_root", str(data_root), "--output_path", str(out),
+            "--device", "cpu", "--num_workers", "0", "--tasks", "denoise_25", "derain", "dehaze"]
+    assert evaluate_main("3D", argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == ["denoise_25", "derain", "dehaze", "average"]
+    for task in ("denoise_25", "derain", "dehaze"):
+        assert set(results[task]) == {"psnr", "ssim", "n"} and results[task]["n"] == 4
+        assert 5 < results[task]["psnr"] < 60 and 0 < results[task]["ssim"] <= 1
+        assert len(list((out / task).glob("*.png"))) == 4
+    mean = sum(results[t]["psnr"] for t in ("denoise_25", "derain", "dehaze")) / 3
+    assert set(results["average"]) == {"psnr", "ssim"} and results["average"]["psnr"] == pytest.approx(mean)
+    table = (out / "results.md").read_text()
+    assert "31.47 / 0.893" in table and "this run" in table  # published CBSD68 s25 beside ours
+    assert "this run" in capsys.readouterr().out
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path).state_dict
+
+
+@pytest.mark.parametrize("stop_at", [3, 4], ids=["mid_epoch", "epoch_boundary"])
+def test_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(data_root, tmp_path, stop_at):
+    # dehaze alone: 8 samples, batch 2 -> 4 steps per epoch, so 6 steps cross an epoch boundary
+    # (and the per-epoch cosine schedule steps once in between).
+    common = ("--de_type", "dehaze", "--val_every", "0", "--lr", "1e-3", "--lr_schedule_epochs", "2")
+    _train(data_root, tmp_path / "straight", *common, "--max_steps", "6")
+    _train(data_root, tmp_path / "resumed", *common, "--max_steps", str(stop_at))
+    _train(data_root, tmp_path / "resumed", *common, "--max_steps", "6", "--resume", "auto")
+    straight, resumed = _weights(tmp_path / "straight" / "last.ckpt"), _weights(tmp_path / "resumed" / "last.ckpt")
+    assert straight.keys() == resumed.keys()
+    changed = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    assert not changed, f"{len(changed)} tensors differ, e.g. {changed[:3]}"
+    start = read_checkpoint(tmp_path / "resumed" / "last.ckpt")
+    assert torch.load(start.path, weights_only=True)["global_step"] == 6
+
+
+def _validation_metrics(ckpt_dir: Path) -> dict[str, str]:
+    rows = list(csv.DictReader(open(next(ckpt_dir.glob("logs/version_*/metrics.csv")))))
+    return {k: v for row in rows for k, v in row.items() if k.startswith("val_") and v}
+
+
+def test_ddp_validation_equals_single_process(data_root, tmp_path):
+    """Two CPU processes (gloo): every test image scored once, the same means as one process."""
+    results = {}
+    for devices in ("1", "2"):
+        ckpt_dir = tmp_path / f"devices{devices}"
+        # lr 0: both runs validate the same (seeded) initial weights after one step.
+        argv = [sys.executable, str(ROOT / "train_3D_DFPIR.py"), "--data_root", str(data_root), "--ckpt_dir",
+                str(ckpt_dir), *TINY, "--devices", devices, "--max_steps", "1", "--val_every", "1", "--lr", "0",
+                "--val_tasks", "denoise_15", "derain", "dehaze"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[devices] = _validation_metrics(ckpt_dir)
+    assert results["1"] and results["1"] == results["2"]
+    assert {"val_psnr", "val_ssim", "val_derain_psnr", "val_dehaze_ssim"} <= set(results["1"])
+
+
+def test_check_data_flag_reports_and_exits(data_root, capsys):
+    assert train_main("5D", ["--data_root", str(data_root), "--check_data", "--patch_size", "32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "task=derain images=4 repeat=80 samples=320" in lines
+    assert "task=lowlight images=4 repeat=60 samples=240" in lines
+    assert "test=deblur pairs=4" in lines
+
+
+def test_check_data_names_a_missing_ground_truth(data_root, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "deblur_lowlight_rain"
+    shutil.copytree(data_root, root)
+    missing = root / "Train" / "Derain" / "gt" / "norain-2.png"
+    missing.unlink()
+    assert train_main("3D", ["--data_root", str(root), "--check_data", "--patch_size", "32"]) != 0
+    assert str(missing) in capsys.readouterr().err

@@ -1,0 +1,13 @@
+"""Train DFPIR on the 5D mixture with the protocol of the released checkpoints.
+
+    python train_5D_DFPIR.py [--data_root DIR] [--check_data] [--resume auto] ...
+
+Options: python train_5D_DFPIR.py --help; the training run lives in engine/train.py.
+"""
+
+import sys
+
+from engine.train import main
+
+if __name__ == "__main__":
+    sys.exit(main("5D"))

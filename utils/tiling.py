@@ -1,0 +1,67 @@
+"""Restoring images of any size: padding to the network's multiple, and tiling with overlap.
+
+``restore_image`` pads (reflect) an image to a multiple of 8, optionally restores it tile by tile
+(bounded memory: the network sees one tile at a time), averages the overlaps, and crops back to
+the input size. With no tile, or a tile
+covering the whole image, the output is exactly the untiled one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+RestoreFn = Callable[[torch.Tensor], torch.Tensor]
+NETWORK_MULTIPLE = 8
+
+
+def pad_to_multiple(img: torch.Tensor, multiple: int = NETWORK_MULTIPLE) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H', W') with H', W' the next multiples, reflect-padded at bottom/right."""
+    h, w = img.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if not pad_h and not pad_w:
+        return img
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"  # reflect needs pad < size
+    return F.pad(img, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+def restore_tiled(fn: RestoreFn, img: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    """Apply fn to overlapping tile x tile windows of img (B, C, H, W) and average where they overlap.
+
+    H, W and tile must be multiples of 8; 0 <= overlap < tile. Tiles are clipped to the image,
+    so a tile at least as large as the image gives exactly fn(img).
+    """
+    if tile % NETWORK_MULTIPLE or tile <= 0:
+        raise ValueError(f"--tile must be a positive multiple of {NETWORK_MULTIPLE}, got {tile}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"--tile_overlap must be in [0, tile), got {overlap} with tile {tile}")
+    h, w = img.shape[-2:]
+    tile_h, tile_w = min(tile, h), min(tile, w)
+    if (tile_h, tile_w) == (h, w):
+        return fn(img)
+    stride = tile - overlap
+    out = torch.zeros_like(img)
+    weight = torch.zeros((1, 1, h, w), dtype=img.dtype, device=img.device)
+    for top in _starts(h, tile_h, stride):
+        for left in _starts(w, tile_w, stride):
+            window = (..., slice(top, top + tile_h), slice(left, left + tile_w))
+            out[window] += fn(img[window])
+            weight[window] += 1
+    return out / weight
+
+
+def restore_image(fn: RestoreFn, img: torch.Tensor, tile: int | None = None, overlap: int = 32) -> torch.Tensor:
+    """Restore img (B, C, H, W) of any size: pad to a multiple of 8, restore (tiled if tile), crop back."""
+    h, w = img.shape[-2:]
+    padded = pad_to_multiple(img)
+    restored = fn(padded) if tile is None else restore_tiled(fn, padded, tile, overlap)
+    return restored[..., :h, :w]
