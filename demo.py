@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from data.transforms import to_tensor
 from engine.common import UsageError, accelerator, prompt_table_for, run_cli
 from net.checkpoint import load_pretrained, read_checkpoint
 from net.dfpir import DFPIR, PRESETS
@@ -77,7 +78,7 @@ def run(argv: list[str] | None) -> int:
     code = table.embeddings[TASKS[task].de_id][None].to(device)
     out_dir = Path(args.output_dir)
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):
-        img = torch.from_numpy(read_rgb(path)).permute(2, 0, 1)[None].float().div(255).to(device)
+        img = to_tensor(read_rgb(path))[None].to(device)
         with torch.inference_mode():
             restored = restore_image(lambda x: net(x, code), img, args.tile, args.tile_overlap).clamp(0, 1)
         write_png(out_dir / f"{path.stem}.png", restored[0].permute(1, 2, 0).cpu().numpy())
