@@ -9,10 +9,13 @@ epoch, the best checkpoint by average PSNR, and ``last.ckpt`` for resuming.
 from __future__ import annotations
 
 import os
+import resource
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -70,6 +73,37 @@ class ValidateAtEpochEnd(Callback):
             trainer.training = True
 
 
+class RunSummary(Callback):
+    """Prints the training speed (after a warm-up) and the peak memory when training ends."""
+
+    WARMUP_STEPS = 10
+
+    def __init__(self):
+        self.start: tuple[int, float] | None = None
+        self.end: tuple[int, float] | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        now = (trainer.global_step, time.perf_counter())
+        if self.start is None and batch_idx + 1 >= self.WARMUP_STEPS:
+            self.start = now
+        self.end = now
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or self.start is None or self.end[0] <= self.start[0]:
+            return
+        steps, seconds = self.end[0] - self.start[0], self.end[1] - self.start[1]
+        rate = steps / seconds
+        if pl_module.device.type == "cuda":
+            memory = f"peak GPU memory {torch.cuda.max_memory_allocated(pl_module.device) / 2**30:.2f} GiB"
+        else:
+            memory = f"peak process memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+        epoch_hours = trainer.num_training_batches / rate / 3600
+        print(f"speed: {rate:.2f} steps/s over steps {self.start[0]}-{self.end[0]} "
+              f"({epoch_hours:.2f} h per epoch of {trainer.num_training_batches} steps); {memory}")
+
+
 def _resume_path(args) -> Path | None:
     if args.resume is None:
         return None
@@ -122,6 +156,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
                                  preload_bytes=int(args.preload_gb * 2**30))
     ckpt_dir = Path(args.ckpt_dir)
     callbacks: list[Callback] = [
+        RunSummary(),  # first: its step times exclude the checkpoint saves below
         LastCheckpoint(ckpt_dir, args.ckpt_every),
         LearningRateMonitor(logging_interval="epoch"),
         TQDMProgressBar(refresh_rate=1),
