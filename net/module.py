@@ -5,7 +5,8 @@
   Adam (lr 1e-4, default betas, no weight decay) and CosineAnnealingLR stepped once per epoch.
 - Validation and testing: the evaluation protocol, whole images at batch 1, output clipped to
   [0, 1], PSNR/SSIM per image (``utils/metrics.py``), mean per test set and the average over
-  test sets. Under DDP every process scores its shard and the per-image records are gathered,
+  test sets. The CPU-bound metrics run on a scoring thread, overlapping the next image's forward
+  on the GPU. Under DDP every process scores its shard and the per-image records are gathered,
   so the numbers equal a single-process run.
 - Checkpoints are self-contained: ``checkpoint["dfpir"]`` holds the model config, the prompt
   set and the prompt table (see ``net/checkpoint.py``).
@@ -13,6 +14,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from net.prompts import PromptTable
 from utils.image_io import write_png
 from utils.metrics import image_metrics
 from utils.tiling import restore_image
+
+MAX_PENDING_IMAGES = 8  # restored images waiting for their metrics on the scoring thread
 
 
 @dataclass
@@ -95,6 +100,8 @@ class DFPIRModule(L.LightningModule):
         self.eval_options = EvalOptions()
         self.eval_results: dict[str, dict[str, float]] = {}
         self._records: list[ImageRecord] = []
+        self._pending: deque[Future[ImageRecord]] = deque()
+        self._scorer: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------------------- network
     def forward(self, img: torch.Tensor, de_id: torch.Tensor) -> torch.Tensor:
@@ -136,16 +143,28 @@ class DFPIRModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict) -> None:
-        restored = self.restore(batch["degraded"], batch["de_id"]).float().clamp(0, 1)
+        restored = self.restore(batch["degraded"], batch["de_id"]).float().clamp(0, 1).cpu()
+        clean = batch["clean"].cpu()
+        if self._scorer is None:
+            self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfpir-metrics")
         for i, (task, name) in enumerate(zip(batch["task"], batch["name"])):
-            psnr, ssim = image_metrics(restored[i], batch["clean"][i])
-            self._records.append(ImageRecord(task, name, psnr, ssim))
-            if self.eval_options.save_dir is not None:
-                write_png(Path(self.eval_options.save_dir) / task / f"{name}.png", restored[i].permute(1, 2, 0).cpu().numpy())
+            self._pending.append(self._scorer.submit(self._score, task, name, restored[i], clean[i]))
+        while len(self._pending) > MAX_PENDING_IMAGES:  # bound the images held in memory
+            self._records.append(self._pending.popleft().result())
+
+    def _score(self, task: str, name: str, restored: torch.Tensor, clean: torch.Tensor) -> ImageRecord:
+        """Metrics (and the PNG) of one image, (3, H, W) on the CPU; runs on the scoring thread."""
+        psnr, ssim = image_metrics(restored, clean)
+        if self.eval_options.save_dir is not None:
+            write_png(Path(self.eval_options.save_dir) / task / f"{name}.png", restored.permute(1, 2, 0).numpy())
+        return ImageRecord(task, name, psnr, ssim)
 
     def _finish_evaluation(self) -> dict[str, dict[str, float]]:
-        records = self._records
-        self._records = []
+        records = self._records + [future.result() for future in self._pending]
+        self._records, self._pending = [], deque()
+        if self._scorer is not None:
+            self._scorer.shutdown()
+            self._scorer = None
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             gathered: list[list[ImageRecord]] = [[] for _ in range(dist.get_world_size())]
             dist.all_gather_object(gathered, records)
