@@ -5,15 +5,17 @@ released checkpoints load without any renaming (``norm1.body.weight``, ``attn.qk
 ``ffn.project_in.weight``, ...). Submodules are created in the authors' order, so with the same
 seed the initial weights are drawn in the same order.
 
-Fast path. ``ChannelLayerNorm`` and the top-k mask of CAAPM (``net/dgpb.py``) each have two
-implementations of the same function, chosen by a ``fast`` attribute that
-``DFPIR.set_fast_path`` switches for the whole network:
+Fast path. ``ChannelLayerNorm``, the attention logits of MDTA/CAAPM, the GDFN gate and the top-k
+mask of CAAPM (``net/dgpb.py``) each have two implementations of the same function, chosen by a
+``fast`` attribute that ``DFPIR.set_fast_path`` switches for the whole network:
 
-- ``fast=False``: the reference formulation (tokens ``(B, H*W, C)``, mean and variance over the
-  last axis, reshaped back), the faithful eager baseline the benchmarks compare against;
-- ``fast=True`` (default): the same normalisation computed without layout round trips (a fused
-  ``F.layer_norm`` on channels_last tensors, a channels-first formula otherwise). Outputs agree
-  within about 1e-6.
+- ``fast=False``: the reference formulation (LayerNorm on tokens ``(B, H*W, C)``, mean and
+  variance over the last axis, reshaped back; q and k normalised before their product; the two
+  GDFN halves sliced from one tensor), the faithful eager baseline the benchmarks compare against;
+- ``fast=True`` (default): the same functions with fewer passes over memory and no strided
+  elementwise work in channels_last (a fused ``F.layer_norm``; the q k^T products divided by the
+  norms; each GDFN half computed as a dense tensor). Outputs agree within about 1e-5 on the full
+  network; ``benchmarks/benchmark.py`` measures the speed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from einops import rearrange
 from torch import nn
 
 LAYERNORM_EPS = 1e-5
+NORMALIZE_EPS = 1e-12  # F.normalize's floor on the norm
 
 
 class _NormParams(nn.Module):
@@ -91,24 +94,52 @@ class GDFN(nn.Module):
         self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
+        self.fast = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        if self.fast:
+            x1, x2 = (self._gate_half(x, half) for half in (0, 1))
+        else:
+            x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(x1) * x2)
+
+    def _gate_half(self, x: torch.Tensor, half: int) -> torch.Tensor:
+        """dwconv(project_in(x)) restricted to output half 0 (x1) or 1 (x2): (B, C, H, W) -> (B, h, H, W).
+
+        Both convolutions act per output channel, so this equals the corresponding half of the full
+        result. Computed apart, each half is a dense tensor; a channel slice of a channels_last
+        tensor is strided, and GELU and the product run about 3x slower on it.
+        """
+        hidden = self.project_out.in_channels
+        channels = slice(half * hidden, (half + 1) * hidden)
+
+        def conv_half(conv: nn.Conv2d, inp: torch.Tensor, groups: int) -> torch.Tensor:
+            bias = None if conv.bias is None else conv.bias[channels]
+            return F.conv2d(inp, conv.weight[channels], bias, padding=conv.padding, groups=groups)
+
+        return conv_half(self.dwconv, conv_half(self.project_in, x, groups=1), groups=hidden)
 
 
 def channel_attention(
-    q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor
+    q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor, fast: bool = True
 ) -> torch.Tensor:
     """Transposed (channel) attention logits of MDTA/CAAPM.
 
     q, k: (B, heads, c, N) with N = H*W; both L2-normalised along N here.
     temperature: (heads, 1, 1). Returns A = q k^T * temperature: (B, heads, c, c).
+
+    fast=False normalises q and k (the reference formulation). fast=True divides the c x c
+    products by the outer product of the norms instead: the same logits, without writing
+    normalised copies of q and k (which, on channels_last views, also needs a slow strided
+    reduction).
     """
-    q = F.normalize(q, dim=-1)
-    k = F.normalize(k, dim=-1)
-    return (q @ k.transpose(-2, -1)) * temperature
+    if not fast:
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
+        return (q @ k.transpose(-2, -1)) * temperature
+    q_norm, k_norm = (t.square().sum(-1, keepdim=True).sqrt().clamp_min(NORMALIZE_EPS) for t in (q, k))
+    return (q @ k.transpose(-2, -1)) / (q_norm * k_norm.transpose(-2, -1)) * temperature
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -131,13 +162,14 @@ class MDTA(nn.Module):
         self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
         self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, 3, padding=1, groups=dim * 3, bias=bias)
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+        self.fast = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
         h, w = x.shape[-2:]
         q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
         q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))
-        attn = channel_attention(q, k, self.temperature).softmax(dim=-1)
+        attn = channel_attention(q, k, self.temperature, self.fast).softmax(dim=-1)
         return self.project_out(merge_heads(attn @ v, h, w))
 
 

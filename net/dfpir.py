@@ -118,10 +118,12 @@ class DFPIR(nn.Module):
         }
 
     def set_fast_path(self, enabled: bool = True) -> DFPIR:
-        """Switch every LayerNorm and CAAPM mask between the fast (default) and reference formulations.
+        """Switch every LayerNorm, attention, GDFN gate and CAAPM mask between the fast (default)
+        and reference formulations (``net/blocks.py``).
 
-        Both compute the same function (within ~1e-6 in float32); the reference one is the faithful
-        eager baseline of ``benchmarks/benchmark.py``.
+        Both compute the same function (within ~1e-5 in float32); the reference one is the faithful
+        eager baseline of ``benchmarks/benchmark.py``. ``net.speed.prepare_for_speed`` adds
+        channels_last and compilation.
         """
         for module in self.modules():
             if hasattr(module, "fast"):

@@ -77,7 +77,7 @@ class CAAPM(nn.Module):
         h, w = query.shape[-2:]
         q = split_heads(self.q_dwconv(self.q(query)), self.num_heads)
         k, v = (split_heads(t, self.num_heads) for t in self.kv_dwconv(self.kv(context)).chunk(2, dim=1))
-        attn = channel_attention(q, k, self.temperature)  # (B, heads, c_h, c_h)
+        attn = channel_attention(q, k, self.temperature, self.fast)  # (B, heads, c_h, c_h)
         attn = topk_mask(attn, self.keep, self.fast).softmax(dim=-1)
         return self.project_out(merge_heads((attn @ v) * self.attn4, h, w))
 
