@@ -12,6 +12,7 @@ import torch
 from net.checkpoint import Checkpoint
 from net.module import DFPIRModule
 from net.prompts import PromptTable, build_prompt_table
+from net.speed import prepare_for_speed
 
 
 # Lightning notices that are expected here: a resumed run's checkpoint folder is not empty, and
@@ -46,11 +47,8 @@ def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, ta
 
 
 def apply_speed_options(module: DFPIRModule, args: argparse.Namespace) -> DFPIRModule:
-    """channels_last and torch.compile on the network (both keep the function: see benchmarks/)."""
-    if args.channels_last:
-        module.net.to(memory_format=torch.channels_last)
-    if args.compile:
-        module.net.compile()
+    """The network's fast path, channels_last and torch.compile (``net/speed.py``; same function)."""
+    prepare_for_speed(module.net, channels_last=args.channels_last, compile=args.compile)
     return module
 
 
