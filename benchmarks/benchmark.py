@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import ctypes
 import datetime
 import gc
 import platform
@@ -62,10 +61,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from net.dfpir import DFPIR, PRESETS  # noqa: E402
-from net.speed import prepare_for_speed, tune_glibc_malloc  # noqa: E402
+from net.dgpb import TEXT_DIM  # noqa: E402
+from net.speed import glibc, prepare_for_speed, tune_glibc_malloc  # noqa: E402
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-TEXT_DIM = 512
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ CASE_NAMES = ("infer128", "infer256", "train")
 
 
 def default_cases(quick: bool, names: tuple[str, ...] = CASE_NAMES) -> list[Case]:
-    """The issue's cases, in the order of ``names``; --quick trains on a batch of 2 instead of 5 (same 128x128 patch)."""
+    """The issue's cases, in the order of ``names``. --quick trains on a batch of 2 instead of 5 (same patch)."""
     cases = {
         "infer128": Case("infer128", training=False, batch=1, size=128),
         "infer256": Case("infer256", training=False, batch=1, size=256),
@@ -131,13 +130,18 @@ def default_paths(precision: str) -> list[PathSpec]:
 
 
 def build_model(
-    reference: DFPIR, path: PathSpec, device: torch.device, channels_last: bool, compile: bool
+    reference: DFPIR,
+    path: PathSpec,
+    device: torch.device,
+    channels_last: bool,
+    compile: bool,
+    compile_mode: str | None = None,
 ) -> DFPIR:
     """A copy of ``reference`` on ``device``: the eager path as the parity test runs it, or prepared for speed."""
     model = copy.deepcopy(reference).to(device)
     if not path.fast:
         return model.set_fast_path(False)
-    return prepare_for_speed(model, channels_last=channels_last, compile=compile)
+    return prepare_for_speed(model, channels_last=channels_last, compile=compile, compile_mode=compile_mode)
 
 
 def make_inputs(case: Case, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -157,6 +161,12 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+def new_step(device: torch.device) -> None:
+    """Tell compiled CUDA graphs (--compile-mode reduce-overhead) that a new iteration begins."""
+    if device.type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def make_step(
     model: DFPIR, case: Case, inputs: dict[str, torch.Tensor], precision: str
 ) -> Callable[[], torch.Tensor]:
@@ -166,6 +176,7 @@ def make_step(
         model.eval()
 
         def inference() -> torch.Tensor:
+            new_step(device)
             with torch.no_grad(), autocast(device, precision):
                 return model(inputs["img"], inputs["text_code"])
 
@@ -175,6 +186,7 @@ def make_step(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)  # spec section 3
 
     def training() -> torch.Tensor:
+        new_step(device)
         with autocast(device, precision):
             output = model(inputs["img"], inputs["text_code"])
             loss = F.l1_loss(output.float(), inputs["target"])
@@ -215,8 +227,9 @@ def _proc_status_kib(key: str) -> int:
 def _release_freed_cpu_memory() -> None:
     """Return freed heap memory to the OS (glibc), so resident memory starts from what is in use."""
     gc.collect()
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    libc = glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @contextlib.contextmanager
@@ -254,19 +267,23 @@ def measure_case(
     repeats: int,
     log: Callable[[str], None] = print,
 ) -> dict[str, Measurement]:
-    """Run every path on ``case``, interleaved: warm-up rounds (first call timed, memory on the last), then timed rounds."""
+    """Run every path on ``case``, interleaved: warm-up rounds, then timed rounds.
+
+    The first warm-up call of each path is timed on its own (compilation shows there) and gives
+    the output compared between paths; the last warm-up call measures the peak memory.
+    """
     inputs = make_inputs(case, device)
     steps = {p.name: make_step(models[p.name], case, inputs, p.precision) for p in paths}
     results: dict[str, Measurement] = {}
     for round_index in range(warmup):
+        measure_memory = round_index == warmup - 1
         for name, step in steps.items():
-            with contextlib.ExitStack() as stack:
-                memory = stack.enter_context(peak_memory(device)) if round_index == warmup - 1 else None
+            with peak_memory(device) if measure_memory else contextlib.nullcontext() as memory:
                 seconds, output = timed(step, device)
             if round_index == 0:
                 results[name] = Measurement(first_s=seconds, output=output.float().cpu())
                 log(f"# {case.name} {case.shape} {name}: first call {seconds:.2f} s")
-            if memory is not None:
+            if measure_memory:
                 results[name].peak_mib = memory["mib"]
     for _ in range(repeats):
         for name, step in steps.items():
@@ -286,7 +303,9 @@ def max_abs_diff(output: torch.Tensor, reference: torch.Tensor) -> float:
 # Report
 
 
-COLUMNS = ("case", "shape", "path", "precision", "first s", "median ms", "range ms", "peak MiB", "speedup", "max abs diff")
+COLUMNS = (
+    "case", "shape", "path", "precision", "first s", "median ms", "range ms", "peak MiB", "speedup", "max abs diff"
+)
 
 
 def table_rows(case: Case, results: dict[str, Measurement], paths: list[PathSpec]) -> list[tuple[str, ...]]:
@@ -313,9 +332,12 @@ def table_rows(case: Case, results: dict[str, Measurement], paths: list[PathSpec
 
 def format_table(rows: list[tuple[str, ...]]) -> str:
     """A Markdown table (readable as text, pastable into RESULTS.md)."""
-    widths = [max(len(str(r[i])) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *map(line, rows)])
+    widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
+
+    return "\n".join([line(COLUMNS), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
 def summary_line(all_results: dict[str, dict[str, Measurement]], paths: list[PathSpec]) -> str:
@@ -340,8 +362,10 @@ def summary_line(all_results: dict[str, dict[str, Measurement]], paths: list[Pat
 def environment(device: torch.device, args: argparse.Namespace) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        backends = f"cuda {torch.version.cuda}, cudnn {torch.backends.cudnn.version()}, " \
-                   f"cudnn tf32 {torch.backends.cudnn.allow_tf32}, matmul tf32 {torch.backends.cuda.matmul.allow_tf32}"
+        backends = (
+            f"cuda {torch.version.cuda}, cudnn {torch.backends.cudnn.version()}, "
+            f"cudnn tf32 {torch.backends.cudnn.allow_tf32}, matmul tf32 {torch.backends.cuda.matmul.allow_tf32}"
+        )
     else:
         cpuinfo = Path("/proc/cpuinfo")
         model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE) if cpuinfo.exists() else None
@@ -360,9 +384,12 @@ def environment(device: torch.device, args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--quick", action="store_true", help="train on a batch of 2 instead of 5; fewer repeats")
+    parser.add_argument("--quick", action="store_true",
+                        help="train on a batch of 2 instead of 5; on cpu 3 timed calls instead of 5")
     parser.add_argument("--cases", nargs="+", choices=CASE_NAMES, default=list(CASE_NAMES),
                         help="which cases to run, in this order (default: all)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="network size (tiny: for tests)")
@@ -376,6 +403,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="untimed calls per path (default: 1 cpu, 3 cuda)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed calls per path (default: cuda 20; cpu 5, 3 with --quick)")
+    parser.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=None,
+                        help="CUDA, both paths: TF32 in convolutions and matmuls on/off (default: PyTorch's "
+                             "defaults, TF32 convolutions: float32 outputs then differ by TF32 rounding)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, the core count)")
     parser.add_argument("--tune-malloc", action="store_true",
                         help="apply net.speed.tune_glibc_malloc() for the whole process (both paths)")
@@ -385,8 +415,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--device cuda: PyTorch sees no CUDA device")
     args.precision = args.precision or ("bf16" if cuda else "fp32")
     args.compile = cuda if args.compile is None else args.compile
-    args.warmup = args.warmup or (3 if cuda else 1)
-    args.repeats = args.repeats or (20 if cuda else 3 if args.quick else 5)
+    if args.warmup is None:
+        args.warmup = 3 if cuda else 1
+    if args.repeats is None:
+        args.repeats = 20 if cuda else 3 if args.quick else 5
+    if args.warmup < 1 or args.repeats < 1:
+        parser.error("--warmup and --repeats must be at least 1 (the first call is a warm-up call)")
     return args
 
 
@@ -400,6 +434,8 @@ def main(argv: list[str] | None = None) -> str:
         print("# --tune-malloc: not glibc, allocator left as it is")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # both paths: fixed shapes, the fastest kernels
+        if args.tf32 is not None:
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32
     print(environment(device, args), flush=True)
 
     torch.manual_seed(0)
@@ -409,7 +445,10 @@ def main(argv: list[str] | None = None) -> str:
     rows: list[tuple[str, ...]] = []
     for case in default_cases(args.quick, tuple(args.cases)):
         case_paths = [p for p in paths if p.training or not case.training]
-        models = {p.name: build_model(reference, p, device, args.channels_last, args.compile) for p in case_paths}
+        models = {
+            p.name: build_model(reference, p, device, args.channels_last, args.compile, args.compile_mode)
+            for p in case_paths
+        }
         results = measure_case(case, models, case_paths, device, args.warmup, args.repeats,
                                log=lambda s: print(s, flush=True))
         all_results[case.name] = results

@@ -41,8 +41,9 @@ def prepare_for_speed(
     - ``compile``: ``torch.compile`` each Restormer block and DGPB, in place (regional
       compilation, static shapes). Blocks of the same width and resolution share one compiled
       graph, so compiling takes a fraction of the time a whole-model compile takes; the few
-      layers between blocks (down/upsampling, skip concatenations) stay eager. In place, the state-dict keys stay those of
-      the released checkpoints (``torch.compile(model)`` would prefix them with ``_orig_mod.``).
+      layers between blocks (down/upsampling, skip concatenations) stay eager. In place, the
+      state-dict keys stay those of the released checkpoints (``torch.compile(model)`` would
+      prefix them with ``_orig_mod.``).
       The first call for each new input shape, precision and grad mode compiles; later calls are
       fast. Worth it on a GPU; on a 2-core CPU compiling takes minutes for about 10%.
 
@@ -57,7 +58,8 @@ def prepare_for_speed(
         # Shapes are static (fastest kernels, no dynamic-shape corner cases); each block shape,
         # precision and grad mode is one more cached graph of TransformerBlock.forward or
         # DGPB.forward, beyond dynamo's default of 8 per function (after which it runs eagerly).
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_GRAPHS_PER_BLOCK)
+        dynamo_config = torch._dynamo.config
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_GRAPHS_PER_BLOCK)
         for module in model.modules():
             if isinstance(module, COMPILED_BLOCKS):
                 module.compile(mode=compile_mode, dynamic=False)
@@ -78,7 +80,14 @@ def tune_glibc_malloc() -> bool:
     MALLOC_TRIM_THRESHOLD_=2147483647`` in the environment, or jemalloc/tcmalloc via ``LD_PRELOAD``.
     Returns False (and changes nothing) where the C library is not glibc.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = glibc()
+    if libc is None:
         return False
-    libc = ctypes.CDLL("libc.so.6")
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MALLOPT_MAX) and libc.mallopt(_M_TRIM_THRESHOLD, _MALLOPT_MAX))
+
+
+def glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (Linux), for mallopt/malloc_trim; else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    return ctypes.CDLL("libc.so.6")

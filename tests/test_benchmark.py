@@ -52,7 +52,8 @@ def test_training_steps_update_the_weights():
     paths = bm.default_paths("fp32")[:1]
     model = tiny_models(paths)["eager"]
     before = model.patch_embed.proj.weight.detach().clone()
-    step = bm.make_step(model, bm.Case("t", True, 2, 16), bm.make_inputs(bm.Case("t", True, 2, 16), torch.device("cpu")), "fp32")
+    case = bm.Case("t", training=True, batch=2, size=16)
+    step = bm.make_step(model, case, bm.make_inputs(case, torch.device("cpu")), "fp32")
     step()
     assert not torch.equal(model.patch_embed.proj.weight, before)
 
@@ -80,7 +81,8 @@ def test_summary_line_uses_medians_and_only_float32_fast_differences():
         return bm.Measurement(first_s=1.0, times_s=times, output=torch.full((1, 3, 2, 2), value))
 
     results = {
-        "infer256": {"eager": m([3.0, 4.0, 100.0], 0.0), "fast": m([2.0, 2.0, 1.0], 0.5), "fast-fp32": m([3.0], 2e-6)},
+        "infer256": {"eager": m([3.0, 4.0, 100.0], 0.0), "fast": m([2.0, 2.0, 1.0], 0.5),
+                     "fast-fp32": m([3.0], 2e-6)},
         "train": {"eager": m([9.0], 0.0), "fast": m([3.0], 0.5)},
     }
     line = bm.summary_line(results, bm.default_paths("bf16"))
@@ -116,3 +118,20 @@ def test_gpu_check_script_is_valid_bash_and_writes_the_expected_file():
     text = script.read_text()
     assert "set -e" in text and "PYTHONUNBUFFERED=1" in text
     assert "benchmarks/benchmark.py --device cuda" in text and "$OUT/benchmark_cuda.txt" in text
+
+
+def test_fast_models_get_every_speed_option(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bm, "prepare_for_speed", lambda model, **options: calls.append(options) or model)
+    reference = bm.DFPIR.tiny()
+    for path in bm.default_paths("bf16"):
+        bm.build_model(reference, path, torch.device("cpu"), channels_last=False, compile=True,
+                       compile_mode="reduce-overhead")
+    expected = {"channels_last": False, "compile": True, "compile_mode": "reduce-overhead"}
+    assert calls == [expected, expected]  # fast and fast-fp32; eager stays as the parity test runs it
+
+
+def test_at_least_one_warmup_and_one_timed_call_are_required():
+    for option in ("--warmup", "--repeats"):
+        with pytest.raises(SystemExit):
+            bm.parse_args([option, "0"])
