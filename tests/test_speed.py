@@ -18,7 +18,9 @@ from net.speed import prepare_for_speed
 TOL = 1e-4  # the issue's bound on |fast - eager| in float32
 
 
-def tiny_model_and_inputs(seed: int = 0, batch: int = 2, size: int = 32) -> tuple[DFPIR, torch.Tensor, torch.Tensor]:
+def tiny_model_and_inputs(
+    seed: int = 0, batch: int = 2, size: int = 32
+) -> tuple[DFPIR, torch.Tensor, torch.Tensor]:
     torch.manual_seed(seed)
     model = DFPIR.tiny()
     with torch.no_grad():  # move gamma/temperature away from their initial constants
@@ -106,6 +108,6 @@ def test_gdfn_halves_computed_apart_are_dense_and_equal_the_sliced_ones(bias):
 
 def test_tune_glibc_malloc_reports_whether_it_applied():
     """Run in a child process: the setting is process-wide."""
-    code = "import platform; from net.speed import tune_glibc_malloc; print(tune_glibc_malloc(), platform.libc_ver()[0])"
+    code = "import platform; from net.speed import tune_glibc_malloc as t; print(t(), platform.libc_ver()[0])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == str(out[1:] == ["glibc"])
