@@ -72,8 +72,9 @@ def tune_glibc_malloc() -> bool:
     By default glibc serves every block above 32 MiB (most activations of DFPIR) with a fresh
     ``mmap`` and unmaps it on free, so each new tensor pays a page fault per 4 KiB: 30-40% of the
     CPU time of a forward (spec section 6). After this call freed blocks up to 2 GiB stay in the
-    heap and are reused; a CPU forward or training step runs about 1.7x faster with the same
-    results. The cost: the process keeps its peak memory resident until it exits.
+    heap and are reused: a CPU forward or training step runs 1.1-1.75x faster with the same
+    results (``benchmarks/RESULTS.md``). The cost: the process keeps its peak memory resident
+    until it exits.
 
     Process-wide and for CPU work only (CUDA memory has its own caching allocator); call it once
     at start-up. The same effect without code: ``MALLOC_MMAP_THRESHOLD_=2147483647
