@@ -64,7 +64,6 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num_workers", type=int, default=4, help="data-loading worker processes")
     group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
                        help="channels_last memory format (same function, faster convolutions)")
-    group.add_argument("--compile", action="store_true", help="torch.compile the network (slow start, faster steps)")
 
 
 def build_train_parser(setting: str) -> argparse.ArgumentParser:
@@ -88,6 +87,8 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
     group.add_argument("--model", default="paper", choices=list(PRESETS), help="network size preset")
     group.add_argument("--precision", default="32", choices=PRECISIONS,
                        help="32 reproduces the paper; mixed precision is faster but changes the function")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the network's blocks for training (minutes to compile, faster steps)")
     group.add_argument("--preload_gb", type=float, default=4.0,
                        help="decode the most revisited training sets (Rain100L, LOL, GoPro) into RAM up to this "
                        "many GB; 0 disables")

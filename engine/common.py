@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, ta
 
 def apply_speed_options(module: DFPIRModule, args: argparse.Namespace) -> DFPIRModule:
     """The network's fast path, channels_last and torch.compile (``net/speed.py``; same function)."""
-    prepare_for_speed(module.net, channels_last=args.channels_last, compile=args.compile)
+    prepare_for_speed(module.net, channels_last=args.channels_last, compile=getattr(args, "compile", False))
     return module
 
 

@@ -67,10 +67,13 @@ class ValidateAtEpochEnd(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         epoch_done = batch_idx + 1 == trainer.num_training_batches
         if epoch_done and trainer.global_step % self.every != 0:  # a multiple of every validates anyway
-            loop = trainer.fit_loop.epoch_loop
+            # What Lightning's training epoch loop does around its own in-epoch validation (2.5-2.6).
+            connector = trainer._logger_connector
+            first_loop_iter = connector._first_loop_iter
             trainer.validating = True
-            loop.val_loop.run()
+            trainer.fit_loop.epoch_loop.val_loop.run()
             trainer.training = True
+            connector._first_loop_iter = first_loop_iter
 
 
 class RunSummary(Callback):

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +54,13 @@ class ImageRecord:
     name: str
     psnr: float
     ssim: float
+
+
+def _eager_if_compiled():
+    """Evaluation images differ in size: a compiled network (``--compile``) would recompile for each
+    new size, so evaluation runs it eagerly (torch >= 2.6; older releases recompile)."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
 
 
 def summarise(records: list[ImageRecord], tasks: list[str]) -> dict[str, dict[str, float]]:
@@ -143,7 +151,8 @@ class DFPIRModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict) -> None:
-        restored = self.restore(batch["degraded"], batch["de_id"]).float().clamp(0, 1).cpu()
+        with _eager_if_compiled():
+            restored = self.restore(batch["degraded"], batch["de_id"]).float().clamp(0, 1).cpu()
         clean = batch["clean"].cpu()
         if self._scorer is None:
             self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfpir-metrics")

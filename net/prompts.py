@@ -27,7 +27,6 @@ import functools
 import logging
 import socket
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,12 +234,11 @@ def build_prompt_table(
         except PromptError as err:
             if backend == "clip":
                 raise
-            message = (
-                f"CLIP weights are not available ({err}).\nFalling back to the OFFLINE prompt encoder "
-                "(random-initialised CLIP text tower): fine for a demo, not for real results."
+            print(
+                f"WARNING: CLIP is not available: {err}\nFalling back to the OFFLINE prompt encoder "
+                "(random-initialised CLIP text tower): fine for a demo, not for real results.",
+                file=sys.stderr,
             )
-            warnings.warn(message, stacklevel=2)
-            print(f"WARNING: {message}", file=sys.stderr)
     return PromptTable(prompts, encode_offline(prompts), f"offline random-init {CLIP_MODEL} seed {OFFLINE_SEED}")
 
 

@@ -124,3 +124,13 @@ def test_check_data_names_a_missing_ground_truth(data_root, tmp_path, capsys):
     missing.unlink()
     assert train_main("3D", ["--data_root", str(root), "--check_data", "--patch_size", "32"]) != 0
     assert str(missing) in capsys.readouterr().err
+
+
+def test_validation_runs_every_val_every_steps_and_after_each_epoch(data_root, tmp_path):
+    # dehaze alone: 4 steps per epoch. val_every 3 -> validations after steps 3 (interval) and 4 (epoch end).
+    ckpt_dir = tmp_path / "run"
+    _train(data_root, ckpt_dir, "--de_type", "dehaze", "--max_steps", "4", "--val_every", "3",
+           "--val_tasks", "dehaze")
+    rows = list(csv.DictReader(open(next(ckpt_dir.glob("logs/version_*/metrics.csv")))))
+    validated_at = sorted({int(r["step"]) for r in rows if r.get("val_psnr")})
+    assert len(validated_at) == 2, validated_at
