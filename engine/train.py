@@ -126,7 +126,8 @@ def _run_data_check(args, paths) -> list[str]:
     # Only the first process of a node checks (DDP launches the script again on the other ranks).
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return []
-    return check_data(args.de_type, args.setting, args.val_tasks if args.val_every else [], paths,
+    test_tasks = args.val_tasks if args.val_every or args.check_data else []  # test sets a run will read
+    return check_data(args.de_type, args.setting, test_tasks, paths,
                       args.patch_size, num_workers=max(args.num_workers, 1))
 
 

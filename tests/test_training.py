@@ -134,3 +134,25 @@ def test_validation_runs_every_val_every_steps_and_after_each_epoch(data_root, t
     rows = list(csv.DictReader(open(next(ckpt_dir.glob("logs/version_*/metrics.csv")))))
     validated_at = sorted({int(r["step"]) for r in rows if r.get("val_psnr")})
     assert len(validated_at) == 2, validated_at
+
+
+def test_authors_checkpoint_with_a_prompt_file_scores_like_the_same_weights_in_a_lightning_checkpoint(
+        data_root, tmp_path):
+    from net.prompts import PromptTable, save_prompt_file
+
+    ckpt_dir = tmp_path / "run"
+    _train(data_root, ckpt_dir, "--max_steps", "2", "--val_every", "0")
+    ours = read_checkpoint(ckpt_dir / "last.ckpt")
+    authors = tmp_path / "model.pth.tar"
+    torch.save({"epoch": 1, "state_dict": ours.state_dict, "optimizer": {}, "scheduler": {}}, authors)
+    prompts = tmp_path / "prompts.pt"
+    save_prompt_file(prompts, PromptTable(ours.prompt_table.prompts, ours.prompt_table.embeddings, "copy"))
+
+    common = ["--data_root", str(data_root), "--device", "cpu", "--num_workers", "0", "--no_save_images",
+              "--tasks", "denoise_15", "derain"]
+    assert evaluate_main("3D", [*common, "--ckpt", str(ckpt_dir / "last.ckpt"), "--output_path", str(tmp_path / "a")]) == 0
+    assert evaluate_main("3D", [*common, "--pretrained_1", str(authors), "--model", "tiny",
+                                "--prompt_embeddings", str(prompts), "--output_path", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("a", "b"))
+    assert a == b
+    assert not (tmp_path / "b" / "derain").exists()  # --no_save_images
