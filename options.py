@@ -9,6 +9,7 @@ released checkpoints (spec section 3).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from data.layouts import DatasetPaths
@@ -61,7 +62,8 @@ def _add_prompt_args(parser: argparse.ArgumentParser, setting: str) -> None:
 def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hardware")
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="accelerator")
-    group.add_argument("--num_workers", type=int, default=4, help="data-loading worker processes")
+    group.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+                       help="data-loading worker processes")
     group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
                        help="channels_last memory format (same function, faster convolutions)")
 

@@ -266,8 +266,8 @@ def _read_name_list(list_path: Path, layout: Layout) -> list[PurePosixPath]:
 
 
 def _missing_folder(folder: Path, field: str, kind: str, split: str) -> str:
-    return (f"missing folder {folder} ({kind} {split} data: set --{field}, whose expected layout is "
-            "described in data/layouts.py)")
+    return (f"missing folder {folder} ({kind} {split} data: set --data_root or --{field}; the expected "
+            "layout is in README.md, section Datasets)")
 
 
 def _no_images(folder: Path) -> str:

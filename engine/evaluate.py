@@ -19,9 +19,8 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     args = build_test_parser(setting).parse_args(argv)
     tasks = list(dict.fromkeys(args.tasks))
     paths = dataset_paths(args)
-    loaders = test_loaders(tasks, paths, args.num_workers)  # validates the test folders first
-
     checkpoint = read_checkpoint(args.ckpt)
+    loaders = test_loaders(tasks, paths, args.num_workers)  # validates the test folders
     if checkpoint.model_config is not None:
         if args.model is not None:
             raise UsageError(f"{args.ckpt} records its network configuration; drop --model")

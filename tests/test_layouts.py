@@ -162,10 +162,10 @@ def test_listed_file_that_does_not_exist_is_named(root, tmp_path):
 
 def test_missing_folder_names_it_and_its_flag(tmp_path):
     paths = DatasetPaths.from_root(tmp_path)
-    deblur = f"missing folder {tmp_path / 'Train/Deblur/blur'} (deblur train data: set --deblur_dir"
+    deblur = f"missing folder {tmp_path / 'Train/Deblur/blur'} (deblur train data: set --data_root or --deblur_dir"
     with pytest.raises(DataError, match=re.escape(deblur)):
         train_pairs("deblur", paths)
-    lowlight = f"missing folder {tmp_path / 'test/lowlight/low'} (lowlight test data: set --lowlight_path"
+    lowlight = f"missing folder {tmp_path / 'test/lowlight/low'} (lowlight test data: set --data_root or --lowlight_path"
     with pytest.raises(DataError, match=re.escape(lowlight)):
         layouts.test_pairs("lowlight", paths)
 
@@ -175,8 +175,8 @@ def test_missing_clean_folder_is_one_problem(root):
         f.unlink()
     (root / "Train/LowLight/high").rmdir()
     _, problems = scan_pairs("lowlight", "train", DatasetPaths.from_root(root))
-    assert problems == [f"missing folder {root / 'Train/LowLight/high'} (lowlight train data: set --lowlight_dir, "
-                        "whose expected layout is described in data/layouts.py)"]
+    assert problems == [f"missing folder {root / 'Train/LowLight/high'} (lowlight train data: set --data_root or "
+                        "--lowlight_dir; the expected layout is in README.md, section Datasets)"]
 
 
 def test_empty_folder_is_named(tmp_path):
