@@ -29,7 +29,7 @@ DEFAULT_TEST_TASKS = {name: list(setting.test_tasks) for name, setting in SETTIN
 def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
     group = parser.add_argument_group(
         "datasets",
-        f"Folders default to the standard layout under --data_root (see README, 'Datasets'); "
+        "Folders default to the standard layout under --data_root (see README, 'Datasets'); "
         "each flag overrides one folder.",
     )
     group.add_argument("--data_root", default=DEFAULT_DATA_ROOT, help="root of the standard dataset layout")

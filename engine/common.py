@@ -15,11 +15,20 @@ from net.module import DFPIRModule
 from net.prompts import PromptTable, build_prompt_table
 from net.speed import prepare_for_speed
 
-
 # Lightning notices that are expected here: a resumed run's checkpoint folder is not empty, and
 # Lightning's own use of a deprecated torch.utils._pytree API.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's product tips ("Tip: ... try installing litlogger") from the run's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
 
 
 class UsageError(Exception):

@@ -86,8 +86,7 @@ class RunSummary(Callback):
         self.end: tuple[int, float] | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
+        # No explicit CUDA sync needed: the progress bar reads the loss (.item()) after every step.
         now = (trainer.global_step, time.perf_counter())
         if self.start is None and batch_idx + 1 >= self.WARMUP_STEPS:
             self.start = now
@@ -147,7 +146,10 @@ def train(setting: str, argv: list[str] | None = None) -> int:
     init = read_checkpoint(args.init_from) if args.init_from else None
     model_config = (source.model_config if source else None) or PRESETS[args.model]().to_dict()
     table = prompt_table_for(args, source or init, args.de_type + args.val_tasks)
-    module = DFPIRModule(model_config, table.to_dict(), args.prompt_set, setting, args.val_tasks,
+    # A table taken from a checkpoint keeps that checkpoint's prompt-set name.
+    prompt_set = next((c.prompt_set for c in (source, init) if c is not None and c.prompt_table is not None
+                       and c.prompt_set), args.prompt_set)
+    module = DFPIRModule(model_config, table.to_dict(), prompt_set, setting, args.val_tasks,
                          lr=args.lr, lr_schedule_epochs=args.lr_schedule_epochs)
     if init is not None:
         load_pretrained(module.net, init)
