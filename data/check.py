@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from data.evalsets import duplicate_names
 from data.layouts import DataError, DatasetPaths, Pair, scan_pairs, size_mismatch
-from data.test import duplicate_names
 from data.transforms import CROP_BASE
 from utils.image_io import ImageReadError, parallel_map, read_rgb
 from utils.tasks import SETTINGS, TASKS

@@ -18,8 +18,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from data.evalsets import EvalSet
 from data.layouts import DatasetPaths
-from data.test import TestSet
 from data.train import TrainMixture
 
 
@@ -99,12 +99,12 @@ def _collate_test(items: list[dict]) -> dict:
             else [it[k] for it in items] for k in items[0]}
 
 
-def test_loaders(tasks: list[str], paths: DatasetPaths, num_workers: int, rank: int = 0,
+def eval_loaders(tasks: list[str], paths: DatasetPaths, num_workers: int, rank: int = 0,
                  world_size: int = 1) -> list[DataLoader]:
     """One DataLoader per test task: batch 1, whole images, sharded without padding."""
     loaders = []
     for task in tasks:
-        dataset = TestSet(task, paths)
+        dataset = EvalSet(task, paths)
         loaders.append(DataLoader(
             dataset, batch_size=1, sampler=ShardSampler(len(dataset), rank, world_size),
             num_workers=min(num_workers, max(len(dataset), 1)), collate_fn=_collate_test,
@@ -113,7 +113,7 @@ def test_loaders(tasks: list[str], paths: DatasetPaths, num_workers: int, rank: 
 
 
 class DFPIRDataModule(L.LightningDataModule):
-    """Training mixture (``TrainMixture``) and validation test sets (``TestSet``) of one setting."""
+    """Training mixture (``TrainMixture``) and validation test sets (``EvalSet``) of one setting."""
 
     def __init__(self, paths: DatasetPaths, setting: str, train_tasks: list[str], val_tasks: list[str],
                  batch_size: int = 5, patch_size: int = 128, num_workers: int = 4, seed: int = 0,
@@ -153,4 +153,4 @@ class DFPIRDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         rank, world = self._rank_world()
-        return test_loaders(self.val_tasks, self.paths, self.num_workers, rank, world)
+        return eval_loaders(self.val_tasks, self.paths, self.num_workers, rank, world)

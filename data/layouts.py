@@ -337,12 +337,9 @@ def train_pairs(kind: str, paths: DatasetPaths) -> list[Pair]:
     return pairs
 
 
-def test_pairs(kind: str, paths: DatasetPaths) -> list[Pair]:
+def eval_pairs(kind: str, paths: DatasetPaths) -> list[Pair]:
     """The test pairs of ``kind`` (``degraded`` None for denoise); DataError listing every problem."""
     pairs, problems = scan_pairs(kind, "test", paths)
     if problems:
         raise DataError(problems, f"{kind} test data")
     return pairs
-
-
-test_pairs.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

@@ -10,25 +10,10 @@ from collections.abc import Callable
 
 import torch
 
+from engine.module import RestorationModule
 from net.checkpoint import Checkpoint
-from net.module import DFPIRModule
 from net.prompts import PromptTable, build_prompt_table
 from net.speed import prepare_for_speed
-
-# Lightning notices that are expected here: a resumed run's checkpoint folder is not empty, and
-# Lightning's own use of a deprecated torch.utils._pytree API.
-warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-
-
-class _NoAdverts(logging.Filter):
-    """Drops Lightning's product tips ("Tip: ... try installing litlogger") from the run's output."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
-
-
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
 
 
 class UsageError(Exception):
@@ -56,19 +41,39 @@ def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, ta
     return table
 
 
-def apply_speed_options(module: DFPIRModule, args: argparse.Namespace) -> DFPIRModule:
+def apply_speed_options(module: RestorationModule, args: argparse.Namespace) -> RestorationModule:
     """The network's fast path, channels_last and torch.compile (``net/speed.py``; same function)."""
     prepare_for_speed(module.net, channels_last=args.channels_last, compile=getattr(args, "compile", False))
     return module
 
 
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's product tips ("Tip: ... try installing litlogger") from the run's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_expected_notices() -> None:
+    """Silence what every run of these scripts would print to no purpose (entry points call it once):
+    a resumed run's checkpoint folder is not empty, Lightning's own use of a deprecated
+    torch.utils._pytree API, and Lightning's product tips."""
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    rank_zero_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in rank_zero_logger.filters):
+        rank_zero_logger.addFilter(_NoAdverts())
+
+
 def run_cli(run: Callable[[], int]) -> int:
-    """Call run(), turning known user errors into a one-line message and exit code 2."""
+    """The entry points' wrapper: quiet the expected notices, call run(), and turn known user errors
+    into a one-line message and exit code 2."""
     from data.layouts import DataError
     from net.checkpoint import CheckpointError
     from net.prompts import PromptError
     from utils.image_io import ImageReadError
 
+    quiet_expected_notices()
     try:
         return run()
     except (UsageError, DataError, CheckpointError, PromptError, ImageReadError) as err:

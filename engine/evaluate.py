@@ -6,12 +6,13 @@ from pathlib import Path
 
 import lightning as L
 
-from data.datamodule import test_loaders
+from data.datamodule import eval_loaders
 from engine.common import UsageError, accelerator, apply_speed_options, prompt_table_for, run_cli
+from engine.module import RestorationModule
 from engine.report import write_results
+from engine.scoring import EvalOptions
 from net.checkpoint import load_pretrained, read_checkpoint
 from net.dfpir import PRESETS
-from net.module import DFPIRModule, EvalOptions
 from options import build_test_parser, dataset_paths
 
 
@@ -20,7 +21,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     tasks = list(dict.fromkeys(args.tasks))
     paths = dataset_paths(args)
     checkpoint = read_checkpoint(args.ckpt)
-    loaders = test_loaders(tasks, paths, args.num_workers)  # validates the test folders
+    loaders = eval_loaders(tasks, paths, args.num_workers)  # validates the test folders
     if checkpoint.model_config is not None:
         if args.model is not None:
             raise UsageError(f"{args.ckpt} records its network configuration; drop --model")
@@ -28,7 +29,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     else:
         model_config = PRESETS[args.model or "paper"]().to_dict()
     table = prompt_table_for(args, checkpoint, tasks)
-    module = DFPIRModule(model_config, table.to_dict(), checkpoint.prompt_set or args.prompt_set, setting, tasks)
+    module = RestorationModule(model_config, table.to_dict(), checkpoint.prompt_set or args.prompt_set, setting, tasks)
     load_pretrained(module.net, checkpoint)
     apply_speed_options(module, args)
     output = Path(args.output_path)

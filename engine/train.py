@@ -23,9 +23,9 @@ from lightning.pytorch.strategies import DDPStrategy
 from data.check import check_data
 from data.datamodule import DFPIRDataModule
 from engine.common import UsageError, accelerator, apply_speed_options, prompt_table_for, run_cli
+from engine.module import RestorationModule
 from net.checkpoint import load_pretrained, read_checkpoint
 from net.dfpir import PRESETS
-from net.module import DFPIRModule
 from options import build_train_parser, dataset_paths, parse_devices
 
 LAST = "last.ckpt"
@@ -149,7 +149,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
     # A table taken from a checkpoint keeps that checkpoint's prompt-set name.
     prompt_set = next((c.prompt_set for c in (source, init) if c is not None and c.prompt_table is not None
                        and c.prompt_set), args.prompt_set)
-    module = DFPIRModule(model_config, table.to_dict(), prompt_set, setting, args.val_tasks,
+    module = RestorationModule(model_config, table.to_dict(), prompt_set, setting, args.val_tasks,
                          lr=args.lr, lr_schedule_epochs=args.lr_schedule_epochs)
     if init is not None:
         load_pretrained(module.net, init)

@@ -81,13 +81,17 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             f"re-save only its tensors (torch.save(model.state_dict(), ...)). Detail: {err}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it may be truncated or another file): {err}") from err
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (it may be truncated or another file): {err}"
+        ) from err
 
     if isinstance(obj, dict) and "pytorch-lightning_version" in obj:
         state = obj.get("state_dict", {})
         net_state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
         if not net_state:
-            raise CheckpointError(f"{path} is a Lightning checkpoint without DFPIR weights (no '{LIGHTNING_PREFIX}*' keys)")
+            raise CheckpointError(
+                f"{path} is a Lightning checkpoint without DFPIR weights (no '{LIGHTNING_PREFIX}*' keys)"
+            )
         extra = obj.get(EXTRA_KEY) or {}
         table = extra.get("prompt_table")
         return Checkpoint(
@@ -133,7 +137,8 @@ def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
     ]
     if missing or unexpected or mismatched:
         lines = [f"{source} does not match the network (strict loading; nothing was loaded):"]
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+        listed = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched))
+        for title, items in listed:
             if items:
                 lines.append(_listing(title, items))
         lines.append("  Is it a DFPIR checkpoint of the same configuration (e.g. --model paper vs tiny)?")

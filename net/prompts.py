@@ -213,7 +213,7 @@ def save_prompt_file(path: str | Path, table: PromptTable) -> None:
     """Write {prompt: 512-d float32 tensor} (the ``--prompt_embeddings`` format)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({p: e.clone() for p, e in zip(table.prompts, table.embeddings)}, path)
+    torch.save({p: e.clone() for p, e in zip(table.prompts, table.embeddings, strict=True)}, path)
 
 
 def build_prompt_table(

@@ -22,7 +22,8 @@ def _assert_loaded(model: DFPIR, weights: dict[str, torch.Tensor]) -> None:
 
 def test_authors_format(tmp_path, weights):
     path = tmp_path / "model.pth.tar"
-    torch.save({"epoch": 3, "state_dict": weights, "optimizer": {"state": {}, "param_groups": []}, "scheduler": {}}, path)
+    optimizer = {"state": {}, "param_groups": []}
+    torch.save({"epoch": 3, "state_dict": weights, "optimizer": optimizer, "scheduler": {}}, path)
     model = DFPIR.tiny()
     ckpt = load_pretrained(model, path)
     assert ckpt.format == "authors" and ckpt.epoch == 3 and ckpt.prompt_table is None
@@ -76,7 +77,8 @@ def test_extra_key_is_refused_and_named(tmp_path, weights):
 
 def test_wrong_shape_is_refused_and_named(tmp_path, weights):
     weights["output.weight"] = torch.zeros(3, 16, 3, 3)
-    with pytest.raises(CheckpointError, match=r"shape mismatches \(1\): output.weight \(3, 16, 3, 3\) vs model \(3, 32, 3, 3\)"):
+    expected = r"shape mismatches \(1\): output.weight \(3, 16, 3, 3\) vs model \(3, 32, 3, 3\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_pretrained(DFPIR.tiny(), _save_authors(tmp_path / "shape.pth.tar", weights))
 
 

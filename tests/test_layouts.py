@@ -89,16 +89,16 @@ def test_training_pairs_of_every_kind(root):
         ("Train/LowLight/low/22.png", "Train/LowLight/high/22.png")]
 
 
-def test_test_pairs_of_every_kind(root):
+def test_eval_pairs_of_every_kind(root):
     paths = DatasetPaths.from_root(root)
-    assert rel(layouts.test_pairs("denoise", paths), root) == [
+    assert rel(layouts.eval_pairs("denoise", paths), root) == [
         (None, "test/denoise/bsd68/0001.png"), (None, "test/denoise/bsd68/0002.png")]
-    assert rel(layouts.test_pairs("derain", paths), root) == [
+    assert rel(layouts.eval_pairs("derain", paths), root) == [
         ("test/derain/Rain100L/input/rain-001.png", "test/derain/Rain100L/target/norain-001.png")]
-    assert rel(layouts.test_pairs("dehaze", paths), root) == [
+    assert rel(layouts.eval_pairs("dehaze", paths), root) == [
         ("test/dehaze/input/0005_0.8_0.2.jpg", "test/dehaze/target/0005.png")]
-    assert rel(layouts.test_pairs("deblur", paths), root) == [("test/deblur/blur/x.png", "test/deblur/sharp/x.png")]
-    assert rel(layouts.test_pairs("lowlight", paths), root) == [("test/lowlight/low/7.png", "test/lowlight/high/7.png")]
+    assert rel(layouts.eval_pairs("deblur", paths), root) == [("test/deblur/blur/x.png", "test/deblur/sharp/x.png")]
+    assert rel(layouts.eval_pairs("lowlight", paths), root) == [("test/lowlight/low/7.png", "test/lowlight/high/7.png")]
 
 
 def test_folders_outside_the_default_root(tmp_path):
@@ -138,7 +138,7 @@ def test_name_lists_select_training_images(root, tmp_path, nested):
         ("Train/Deblur/blur/GOPR_01.png", "Train/Deblur/sharp/GOPR_01.png")]
     assert rel(train_pairs("lowlight", paths), root) == [
         ("Train/LowLight/low/22.png", "Train/LowLight/high/22.png")]
-    assert len(layouts.test_pairs("denoise", paths)) == 2  # lists never restrict the test sets
+    assert len(layouts.eval_pairs("denoise", paths)) == 2  # lists never restrict the test sets
 
 
 def test_missing_name_list_names_the_paths_looked_at(root, tmp_path):
@@ -165,9 +165,10 @@ def test_missing_folder_names_it_and_its_flag(tmp_path):
     deblur = f"missing folder {tmp_path / 'Train/Deblur/blur'} (deblur train data: set --data_root or --deblur_dir"
     with pytest.raises(DataError, match=re.escape(deblur)):
         train_pairs("deblur", paths)
-    lowlight = f"missing folder {tmp_path / 'test/lowlight/low'} (lowlight test data: set --data_root or --lowlight_path"
+    lowlight = (f"missing folder {tmp_path / 'test/lowlight/low'} (lowlight test data: set --data_root or "
+                "--lowlight_path")
     with pytest.raises(DataError, match=re.escape(lowlight)):
-        layouts.test_pairs("lowlight", paths)
+        layouts.eval_pairs("lowlight", paths)
 
 
 def test_missing_clean_folder_is_one_problem(root):
@@ -226,7 +227,8 @@ def test_name_list_in_two_subfolders_is_ambiguous(root, tmp_path):
     for sub in ("a", "b"):
         (tmp_path / "lists" / sub).mkdir(parents=True)
         (tmp_path / "lists" / sub / "train_lol.txt").write_text("1.png\n")
-    with pytest.raises(DataError, match=r"name list train_lol.txt is ambiguous: found .*a/train_lol.txt, .*b/train_lol"):
+    ambiguous = r"name list train_lol.txt is ambiguous: found .*a/train_lol.txt, .*b/train_lol"
+    with pytest.raises(DataError, match=ambiguous):
         train_pairs("lowlight", DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists"))
     (tmp_path / "lists" / "train_lol.txt").write_text("22.png\n")  # the top-level list wins
     paths = DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists")

@@ -58,7 +58,7 @@ def test_file_backend_round_trips(tmp_path, offline_table):
 
 def test_file_without_a_prompt_is_refused(tmp_path, offline_table):
     path = tmp_path / "partial.pt"
-    torch.save({p: e for p, e in zip(offline_table.prompts[:5], offline_table.embeddings[:5])}, path)
+    torch.save({p: e for p, e in zip(offline_table.prompts[:5], offline_table.embeddings[:5], strict=True)}, path)
     with pytest.raises(PromptError, match="Blur degradation with motion blur"):
         build_prompt_table("detailed", embeddings_file=path)
 

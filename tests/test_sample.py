@@ -169,7 +169,7 @@ def test_every_task_pairs_with_the_data_loaders_layouts(dataset: tuple[Path, dic
         paths = layouts.DatasetPaths.from_root(root, data_file_dir=data_file_dir)
         for kind in ("denoise", "derain", "dehaze", "deblur", "lowlight"):
             assert len(layouts.train_pairs(kind, paths)) == counts[f"train/{kind}"], (kind, data_file_dir)
-            assert len(layouts.test_pairs(kind, paths)) == counts[f"test/{kind}"], kind
+            assert len(layouts.eval_pairs(kind, paths)) == counts[f"test/{kind}"], kind
 
 
 # --------------------------------------------------------------------------------------------------

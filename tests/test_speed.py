@@ -78,7 +78,7 @@ def test_prepare_for_speed_switches_in_place_and_keeps_the_state_dict_keys():
     prepared = prepare_for_speed(model, channels_last=True, compile=True)  # compiles lazily: no call here
     assert prepared is model
     assert list(model.state_dict()) == keys
-    assert all(a is b for a, b in zip(model.parameters(), params))
+    assert all(a is b for a, b in zip(model.parameters(), params, strict=True))
     assert all(m.fast for m in model.modules() if hasattr(m, "fast"))
     assert model.patch_embed.proj.weight.is_contiguous(memory_format=torch.channels_last)
 

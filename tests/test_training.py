@@ -150,9 +150,38 @@ def test_authors_checkpoint_with_a_prompt_file_scores_like_the_same_weights_in_a
 
     common = ["--data_root", str(data_root), "--device", "cpu", "--num_workers", "0", "--no_save_images",
               "--tasks", "denoise_15", "derain"]
-    assert evaluate_main("3D", [*common, "--ckpt", str(ckpt_dir / "last.ckpt"), "--output_path", str(tmp_path / "a")]) == 0
+    ours_argv = ["--ckpt", str(ckpt_dir / "last.ckpt"), "--output_path", str(tmp_path / "a")]
+    assert evaluate_main("3D", [*common, *ours_argv]) == 0
     assert evaluate_main("3D", [*common, "--pretrained_1", str(authors), "--model", "tiny",
                                 "--prompt_embeddings", str(prompts), "--output_path", str(tmp_path / "b")]) == 0
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("a", "b"))
     assert a == b
     assert not (tmp_path / "b" / "derain").exists()  # --no_save_images
+
+
+LEGACY_CKPT = ROOT / "tests" / "fixtures" / "legacy" / "lightning_ac9f1e9.ckpt"  # see its README
+
+
+def test_a_checkpoint_written_before_the_engine_move_still_loads_evaluates_and_resumes(data_root, tmp_path):
+    import shutil
+
+    legacy = read_checkpoint(LEGACY_CKPT)
+    assert legacy.format == "lightning" and legacy.model_config["dim"] == 4 and legacy.prompt_table is not None
+    out = tmp_path / "eval"
+    argv = ["--ckpt", str(LEGACY_CKPT), "--data_root", str(data_root), "--output_path", str(out), "--device", "cpu",
+            "--num_workers", "0", "--tasks", "derain", "--no_save_images"]
+    assert evaluate_main("3D", argv) == 0
+    assert json.loads((out / "results.json").read_text())["derain"]["n"] == 4
+
+    ckpt_dir = tmp_path / "run"
+    ckpt_dir.mkdir()
+    shutil.copy(LEGACY_CKPT, ckpt_dir / "last.ckpt")
+    argv = ["--data_root", str(data_root), "--ckpt_dir", str(ckpt_dir), "--patch_size", "32", "--batch_size", "2",
+            "--num_workers", "0", "--device", "cpu", "--logger", "csv", "--de_type", "derain", "--val_every", "0",
+            "--max_steps", "3", "--resume", "auto"]
+    assert train_main("3D", argv) == 0
+    resumed = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    assert resumed["global_step"] == 3
+    assert read_checkpoint(ckpt_dir / "last.ckpt").prompt_table.source == "synthetic fixture"
+    assert not torch.equal(resumed["state_dict"]["net.output.weight"],
+                           torch.load(LEGACY_CKPT, weights_only=True)["state_dict"]["net.output.weight"])

@@ -100,10 +100,3 @@ SETTINGS: dict[str, Setting] = {
     ),
 }
 
-
-def parse_task_names(names: list[str] | tuple[str, ...]) -> list[str]:
-    """Validate task names (``--de_type`` / ``--tasks``), keeping order and dropping repeats."""
-    unknown = [n for n in names if n not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
-    return list(dict.fromkeys(names))

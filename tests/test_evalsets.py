@@ -1,4 +1,4 @@
-"""data.test.TestSet: centre crops, names, order-independent denoising noise, errors naming the files."""
+"""data.evalsets.EvalSet: centre crops, names, order-independent denoising noise, errors naming the files."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from data.evalsets import EvalSet, noise_seed
 from data.layouts import DataError, DatasetPaths
-from data.test import TestSet, noise_seed
 from data.transforms import add_gaussian_noise
 
 H, W = 37, 50  # cropped to 32 x 48: rows 2..33, columns 1..48
@@ -50,7 +50,7 @@ def root(tmp_path: Path) -> Path:
     ("derain", "rain-1", 11, 12), ("dehaze", "0007_0.8_0.2", 21, 22), ("deblur", "x", 31, 32),
     ("lowlight", "5", 41, 42)])
 def test_paired_items_are_centre_cropped(root, task, name, degraded_seed, clean_seed):
-    test_set = TestSet(task, DatasetPaths.from_root(root))
+    test_set = EvalSet(task, DatasetPaths.from_root(root))
     assert len(test_set) == 1
     item = test_set[0]
     assert item["name"] == name and item["task"] == task
@@ -63,7 +63,7 @@ def test_paired_items_are_centre_cropped(root, task, name, degraded_seed, clean_
 
 def test_denoise_noise_is_seeded_by_name_and_sigma(root):
     paths = DatasetPaths.from_root(root)
-    s25 = TestSet("denoise_25", paths)
+    s25 = EvalSet("denoise_25", paths)
     assert [s25[i]["name"] for i in range(len(s25))] == ["0001", "0002", "0003"]
     item = s25[1]
     clean = scene(2)[2:34, 1:49]
@@ -76,22 +76,22 @@ def test_denoise_noise_is_seeded_by_name_and_sigma(root):
     assert torch.equal(again, item["degraded"])
     (root / "test/denoise/bsd68/0001.png").unlink()
     save(root / "test/denoise/bsd68/0000.png", scene(0))
-    TestSet("denoise_50", paths)[0]
-    assert torch.equal(TestSet("denoise_25", paths)[1]["degraded"], item["degraded"])  # 0002 is item 1 again
-    assert not torch.equal(TestSet("denoise_15", paths)[1]["degraded"], item["degraded"])
+    EvalSet("denoise_50", paths)[0]
+    assert torch.equal(EvalSet("denoise_25", paths)[1]["degraded"], item["degraded"])  # 0002 is item 1 again
+    assert not torch.equal(EvalSet("denoise_15", paths)[1]["degraded"], item["degraded"])
     assert noise_seed("0002", 25) == 1481180473  # zlib.crc32(b"0002:25"): stable across runs and platforms
 
 
 def test_pair_of_different_sizes_names_both(root):
     save(root / "test/lowlight/high/5.png", scene(42, H, W + 1))
-    test_set = TestSet("lowlight", DatasetPaths.from_root(root))
+    test_set = EvalSet("lowlight", DatasetPaths.from_root(root))
     with pytest.raises(DataError, match=r"low/5.png \(50x37\) and its partner .*high/5.png \(51x37\) differ in size"):
         test_set[0]
 
 
 def test_image_smaller_than_16_is_refused(root):
     save(root / "test/denoise/bsd68/0004.png", scene(4, 15, 40))
-    test_set = TestSet("denoise_15", DatasetPaths.from_root(root))
+    test_set = EvalSet("denoise_15", DatasetPaths.from_root(root))
     with pytest.raises(DataError, match=re.escape(f"{root / 'test/denoise/bsd68/0004.png'} (40x15) is smaller")):
         test_set[3]
 
@@ -99,11 +99,11 @@ def test_image_smaller_than_16_is_refused(root):
 def test_duplicate_names_are_refused(root):
     save(root / "test/denoise/bsd68/0002.jpg", scene(2))
     with pytest.raises(DataError, match=r"0002.jpg, .*0002.png share the name '0002'"):
-        TestSet("denoise_25", DatasetPaths.from_root(root))
+        EvalSet("denoise_25", DatasetPaths.from_root(root))
 
 
 def test_missing_test_folder_names_it(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"missing folder {tmp_path / 'test/derain/Rain100L/input'}")):
-        TestSet("derain", DatasetPaths.from_root(tmp_path))
+        EvalSet("derain", DatasetPaths.from_root(tmp_path))
     with pytest.raises(ValueError, match="unknown task 'desnow'"):
-        TestSet("desnow", DatasetPaths.from_root(tmp_path))
+        EvalSet("desnow", DatasetPaths.from_root(tmp_path))

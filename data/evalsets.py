@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from data.layouts import DataError, DatasetPaths, Pair, read_pair, test_pairs
+from data.layouts import DataError, DatasetPaths, Pair, eval_pairs, read_pair
 from data.transforms import CROP_BASE, add_gaussian_noise, crop_to_multiple, to_tensor
 from utils.tasks import TASKS
 
@@ -65,7 +65,7 @@ def load_test_images(pair: Pair, sigma: int | None) -> tuple[np.ndarray, np.ndar
     return crop_to_multiple(degraded, CROP_BASE), clean
 
 
-class TestSet(Dataset):
+class EvalSet(Dataset):
     """The test set of one task (a name in ``utils.tasks.TASKS``).
 
     Item i is a dict:
@@ -80,13 +80,11 @@ class TestSet(Dataset):
     whose images differ in size or are smaller than 16 pixels.
     """
 
-    __test__ = False  # not a pytest test class despite its name
-
     def __init__(self, task: str, paths: DatasetPaths) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
         self.task = TASKS[task]
-        self.pairs = test_pairs(self.task.kind, paths)
+        self.pairs = eval_pairs(self.task.kind, paths)
         duplicates = duplicate_names(self.pairs)
         if duplicates:
             raise DataError(duplicates, f"{task} test data")

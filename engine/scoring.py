@@ -1,0 +1,133 @@
+"""The evaluation protocol's bookkeeping, reusable by any LightningModule (spec section 4).
+
+A :class:`Scorer` takes restored images as a validation/test loop produces them, computes
+PSNR/SSIM per image (``utils/metrics.py``) on a background thread so the CPU-bound metrics overlap
+the next image's forward on the GPU, optionally writes the restored PNGs, and at the end gathers
+the per-image records of every DDP process, so the numbers equal a single-process run:
+the mean per test set, and the average over the test sets (:func:`summarise`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from utils.image_io import write_png
+from utils.metrics import image_metrics
+
+MAX_PENDING_IMAGES = 8  # restored images waiting for their metrics on the scoring thread
+
+Results = dict[str, dict[str, float]]
+"""{task: {"psnr", "ssim", "n"}, ..., "average": {"psnr", "ssim"}} (the layout of results.json)."""
+
+
+@dataclass
+class EvalOptions:
+    """How validation/test images are restored and saved.
+
+    save_dir: write restored PNGs to save_dir/<task>/<name>.png (None: do not save).
+    tile, tile_overlap: restore in tiles of this size (None: whole image).
+    """
+
+    save_dir: Path | None = None
+    tile: int | None = None
+    tile_overlap: int = 32
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """The scores of one test image."""
+
+    task: str
+    name: str
+    psnr: float
+    ssim: float
+
+
+def eager_if_compiled():
+    """Evaluation images differ in size: a compiled network (``--compile``) would recompile for each
+    new size, so evaluation runs it eagerly (torch >= 2.6; older releases recompile)."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+
+
+def summarise(records: list[ImageRecord], tasks: list[str]) -> Results:
+    """Per-task means (in the order of ``tasks``) and their average over the tasks that have images."""
+    results: Results = {}
+    for task in tasks:
+        rows = [r for r in records if r.task == task]
+        if rows:
+            results[task] = {
+                "psnr": sum(r.psnr for r in rows) / len(rows),
+                "ssim": sum(r.ssim for r in rows) / len(rows),
+                "n": len(rows),
+            }
+    if results:
+        results["average"] = {
+            "psnr": sum(r["psnr"] for r in results.values()) / len(results),
+            "ssim": sum(r["ssim"] for r in results.values()) / len(results),
+        }
+    return results
+
+
+def gather_records(records: list[ImageRecord]) -> list[ImageRecord]:
+    """Every process's records, on every process (just ``records`` outside DDP), sorted by (task, name).
+
+    The sort gives the same summation order on any number of processes. RuntimeError if an image
+    was scored twice (an evaluation loader padded or repeated samples).
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        gathered: list[list[ImageRecord]] = [[] for _ in range(dist.get_world_size())]
+        dist.all_gather_object(gathered, records)
+        records = [r for shard in gathered for r in shard]
+    records = sorted(records, key=lambda r: (r.task, r.name))
+    keys = [(r.task, r.name) for r in records]
+    if len(set(keys)) != len(keys):
+        raise RuntimeError("an image was evaluated twice; evaluation loaders must not pad or repeat samples")
+    return records
+
+
+class Scorer:
+    """Scores restored images on a background thread; :meth:`finish` returns the gathered summary.
+
+    ``add`` per evaluation batch, ``finish`` once at the end of the validation/test epoch (on every
+    process under DDP: it is a collective).
+    """
+
+    def __init__(self, save_dir: Path | None = None) -> None:
+        self.save_dir = save_dir
+        self._records: list[ImageRecord] = []
+        self._pending: deque[Future[ImageRecord]] = deque()
+        self._thread: ThreadPoolExecutor | None = None
+
+    def add(self, restored: torch.Tensor, clean: torch.Tensor, tasks: list[str], names: list[str]) -> None:
+        """restored, clean: (B, 3, H, W) in [0, 1] (restored already clipped); one task and name per image."""
+        restored, clean = restored.float().cpu(), clean.float().cpu()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfpir-metrics")
+        for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
+            self._pending.append(self._thread.submit(self._score, task, name, restored[i], clean[i]))
+        while len(self._pending) > MAX_PENDING_IMAGES:  # bound the images held in memory
+            self._records.append(self._pending.popleft().result())
+
+    def _score(self, task: str, name: str, restored: torch.Tensor, clean: torch.Tensor) -> ImageRecord:
+        """Metrics (and the PNG) of one image, (3, H, W) on the CPU; runs on the scoring thread."""
+        psnr, ssim = image_metrics(restored, clean)
+        if self.save_dir is not None:
+            write_png(Path(self.save_dir) / task / f"{name}.png", restored.permute(1, 2, 0).numpy())
+        return ImageRecord(task, name, psnr, ssim)
+
+    def finish(self, tasks: list[str]) -> Results:
+        """Wait for the pending scores, gather every process's records and summarise them over ``tasks``."""
+        records = self._records + [future.result() for future in self._pending]
+        self._records, self._pending = [], deque()
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
+        return summarise(gather_records(records), tasks)
