@@ -1,0 +1,255 @@
+"""data.prepare: synthetic official downloads in their published structures -> a layout --check_data accepts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.check import check_data
+from data.layouts import DatasetPaths
+from data.prepare import ImageTree, PrepareError, find_gopro, find_lol, find_rain100l, find_reside, main
+from utils.tasks import SETTINGS
+
+PATCH = 16
+
+# The official structures and names, a few images each (with the extras the archives ship).
+DOWNLOADS: dict[str, list[str]] = {
+    "wed": ["exploration_database_and_code/pristine_images/00001.bmp",
+            "exploration_database_and_code/pristine_images/00002.bmp"],
+    "bsd400": [f"BSR/BSDS500/data/images/{split}/{i}.jpg"
+               for split, i in (("train", 100075), ("train", 105025), ("test", 100007), ("val", 101085))],
+    "rain100l_train": ["RainTrainL/" + n for i in (1, 2, 10) for n in (f"rain-{i}.png", f"norain-{i}.png")]
+    + ["RainTrainL/rainregion-1.png", "RainTrainL/rainstreak-1.png"],
+    "rain100l_test": ["Rain100L/rainy/rain-001.png", "Rain100L/norain-001.png",
+                      "Rain100L/rainy/rain-002.png", "Rain100L/norain-002.png"],
+    "reside_ots": ["OTS_BETA/haze/part1/0001_0.8_0.04.jpg", "OTS_BETA/haze/part1/0001_1_0.2.jpg",
+                   "OTS_BETA/haze/part2/0002_0.9_0.1.jpg", "OTS_BETA/haze/part3/0013_0.85_0.08.jpg",
+                   "OTS_BETA/haze/part4/0021_0.95_0.16.jpg",
+                   *[f"OTS_BETA/clear/{i}.jpg" for i in ("0001", "0002", "0013", "0021", "0030")]],
+    "sots_outdoor": ["SOTS/outdoor/hazy/0001_0.8_0.2.jpg", "SOTS/outdoor/gt/0001.png",
+                     "SOTS/outdoor/hazy/0002_1_0.08.jpg", "SOTS/outdoor/gt/0002.png",
+                     "SOTS/indoor/hazy/1400_1.png", "SOTS/indoor/gt/1400.png"],
+    "gopro": [f"GOPRO_Large/{split}/{seq}/{d}/{frame}.png"
+              for split, seq, frame in (("train", "GOPR0372_07_00", "000047"), ("train", "GOPR0372_07_00", "000048"),
+                                        ("train", "GOPR0884_11_00", "000284"), ("test", "GOPR0384_11_00", "000001"),
+                                        ("test", "GOPR0385_11_01", "000001"))
+              for d in ("blur", "blur_gamma", "sharp")],
+    "lol": [f"LOLdataset/{split}/{d}/{i}.png" for split, i in (("our485", 2), ("our485", 5), ("eval15", 1))
+            for d in ("low", "high")],
+    "cbsd68": ["CBSD68/original_png/0000.png", "CBSD68/original_png/0001.png", "CBSD68/noisy15/0000.png"],
+}
+ARCHIVE_FOLDERS = {flag: names[0].split("/")[0] for flag, names in DOWNLOADS.items()}
+
+# The authors' name-list formats for this tree.
+NAME_LISTS = {
+    "denoise.txt": ["00001.bmp", "00002.bmp", "a100075.jpg", "a105025.jpg", "a100007.jpg"],
+    "rainTrain.txt": ["rainy/rain-1.png", "rainy/rain-2.png", "rainy/rain-10.png"],
+    "hazy_outside.txt": ["synthetic/0001_0.8_0.04.jpg", "synthetic/0002_0.9_0.1.jpg", "synthetic/0013_0.85_0.08.jpg",
+                         "synthetic/0021_0.95_0.16.jpg"],
+    "train_gopro.txt": ["GOPR0372_07_00_000047.png", "GOPR0372_07_00_000048.png", "GOPR0884_11_00_000284.png"],
+    "train_lol.txt": ["2.png", "5.png"],
+}
+
+
+def write_image(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def make_tree(base: Path, downloads: dict[str, list[str]]) -> None:
+    for names in downloads.values():
+        for i, name in enumerate(names):
+            write_image(base / name, i)
+    (base / "BSR/BSDS500/data/groundTruth/train").mkdir(parents=True)
+    (base / "BSR/BSDS500/data/groundTruth/train/100075.mat").write_bytes(b"MATLAB")
+    (base / "BSR/BSDS500/data/images/train/Thumbs.db").write_bytes(b"")
+
+
+@pytest.fixture
+def downloads(tmp_path: Path) -> Path:
+    base = tmp_path / "downloads"
+    make_tree(base, DOWNLOADS)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for name, lines in NAME_LISTS.items():
+        (lists / name).write_text("\n".join(lines))
+    return base
+
+
+def prepare(base: Path, out: Path, *extra: str) -> int:
+    flags = [arg for flag, folder in ARCHIVE_FOLDERS.items() for arg in (f"--{flag}", str(base / folder))]
+    return main(["--out", str(out), *flags, "--data_file_dir", str(base.parent / "lists"),
+                 "--patch_size", str(PATCH), "--num_workers", "1", *extra])
+
+
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every entry under ``folder``: link target, or size and modification time of a file."""
+    entries = {}
+    for path in sorted(folder.rglob("*")):
+        entries[str(path.relative_to(folder))] = (
+            ("link", os.readlink(path)) if path.is_symlink() else
+            ("dir",) if path.is_dir() else ("file", path.stat().st_size, path.stat().st_mtime_ns))
+    return entries
+
+
+def test_official_downloads_prepare_into_a_checked_layout(downloads, tmp_path, capsys):
+    before = snapshot(downloads)
+    out = tmp_path / "dfpir"
+    assert prepare(downloads, out) == 0
+    printed = capsys.readouterr().out
+    assert "ready: train and test with --data_root" in printed
+    assert snapshot(downloads) == before  # nothing in a download was touched
+
+    setting = SETTINGS["5D"]
+    report = check_data(list(setting.train_repeats), "5D", list(setting.test_tasks),
+                        DatasetPaths.from_root(out, tmp_path / "lists"), PATCH, num_workers=1)
+    assert report == [
+        "task=denoise_15 images=5 repeat=3 samples=15",
+        "task=denoise_25 images=5 repeat=3 samples=15",
+        "task=denoise_50 images=5 repeat=3 samples=15",
+        "task=derain images=3 repeat=80 samples=240",
+        "task=dehaze images=4 repeat=1 samples=4",
+        "task=deblur images=3 repeat=30 samples=90",
+        "task=lowlight images=2 repeat=60 samples=120",
+        "test=dehaze pairs=2",
+        "test=derain pairs=2",
+        "test=denoise_25 pairs=2",
+        "test=deblur pairs=2",
+        "test=lowlight pairs=1",
+    ]
+    link = out / "Train/Deblur/blur/GOPR0372_07_00_000047.png"  # train/<SEQ>/blur/<frame> flattened
+    assert link.is_symlink()
+    assert Path(os.readlink(link)) == downloads / "GOPRO_Large/train/GOPR0372_07_00/blur/000047.png"
+    assert sorted(p.name for p in (out / "test/deblur/blur").iterdir()) == [
+        "GOPR0384_11_00_000001.png", "GOPR0385_11_01_000001.png"]
+    assert sorted(p.name for p in (out / "Train/Denoise").iterdir()) == [
+        "00001.bmp", "00002.bmp", "a100007.jpg", "a100075.jpg", "a105025.jpg"]  # BSDS val (CBSD68's source) left out
+    assert sorted(p.name for p in (out / "Train/Dehaze/synthetic").iterdir()) == [  # out of part1..part4
+        "0001_0.8_0.04.jpg", "0001_1_0.2.jpg", "0002_0.9_0.1.jpg", "0013_0.85_0.08.jpg", "0021_0.95_0.16.jpg"]
+    assert sorted(p.name for p in (out / "Train/Dehaze/original").iterdir()) == [
+        "0001.jpg", "0002.jpg", "0013.jpg", "0021.jpg"]
+    assert sorted(p.name for p in (out / "test/dehaze/target").iterdir()) == ["0001.png", "0002.png"]  # no indoor
+    assert sorted(p.name for p in (out / "Train/Derain/gt").iterdir()) == [
+        "norain-1.png", "norain-10.png", "norain-2.png"]
+    assert sorted(p.name for p in (out / "test/derain/Rain100L/input").iterdir()) == ["rain-001.png", "rain-002.png"]
+    assert sorted(p.name for p in (out / "test/denoise/bsd68").iterdir()) == ["0000.png", "0001.png"]
+    for line in ("--gopro", "train deblur: 3 pairs in 2 sequences", "test dehaze: 2 pairs",
+                 "ignored 4 blur_gamma/ folders", "task=dehaze images=4", "(expected 4 (hazy_outside.txt))"):
+        assert line in printed
+
+
+def test_rerun_changes_nothing(downloads, tmp_path, capsys):
+    out = tmp_path / "dfpir"
+    assert prepare(downloads, out) == 0
+    first = snapshot(out)
+    links = sum(kind == "link" for kind, *_ in first.values())
+    assert links == 46 and f"created {links}, kept 0, conflicts 0" in capsys.readouterr().out
+    assert prepare(downloads, out, "--no_check") == 0
+    assert "created 0, kept 46, conflicts 0" in capsys.readouterr().out
+    assert snapshot(out) == first
+
+
+def test_conflicting_file_is_reported_not_overwritten(downloads, tmp_path, capsys):
+    out = tmp_path / "dfpir"
+    assert prepare(downloads, out, "--no_check") == 0
+    target = out / "Train/LowLight/high/5.png"
+    target.unlink()
+    target.write_bytes(b"my own file")
+    capsys.readouterr()
+    assert prepare(downloads, out, "--no_check") == 1
+    printed = capsys.readouterr().out
+    assert f"CONFLICT: {target} is a different file" in printed
+    assert "created 0, kept 45, conflicts 1" in printed
+    assert target.read_bytes() == b"my own file"
+
+
+def test_copy_then_rerun_keeps_the_copies(downloads, tmp_path, capsys):
+    out = tmp_path / "dfpir"
+    assert prepare(downloads, out, "--copy") == 0
+    copied = out / "Train/Denoise/a100075.jpg"
+    assert not copied.is_symlink()
+    assert copied.read_bytes() == (downloads / "BSR/BSDS500/data/images/train/100075.jpg").read_bytes()
+    capsys.readouterr()
+    first = snapshot(out)
+    assert prepare(downloads, out, "--copy", "--no_check") == 0
+    assert "created 0, kept 46, conflicts 0" in capsys.readouterr().out
+    assert snapshot(out) == first
+
+
+def test_check_names_what_is_missing(downloads, tmp_path, capsys):
+    (tmp_path / "lists/train_lol.txt").write_text("2.png\n5.png\n7.png\n")
+    assert prepare(downloads, tmp_path / "dfpir") == 1
+    printed = capsys.readouterr().out
+    assert "train lowlight: FAILED, 1 problem(s) (expected 3 (train_lol.txt))" in printed
+    assert "Train/LowLight/low/7.png is listed in" in printed
+    assert "hint: the files come from --lol" in printed
+
+
+def test_only_some_downloads(downloads, tmp_path, capsys):
+    out = tmp_path / "dfpir"
+    assert main(["--out", str(out), "--lol", str(downloads / "LOLdataset"), "--data_file_dir",
+                 str(tmp_path / "lists"), "--patch_size", str(PATCH)]) == 0
+    printed = capsys.readouterr().out
+    assert "task=lowlight images=2 repeat=60 samples=120   (expected 2 (train_lol.txt))" in printed
+    assert "test=lowlight pairs=1   (expected 15)" in printed
+    assert "train deblur: not prepared" in printed and "pass --gopro" in printed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gopro", "{base}/nowhere"], "--gopro: no such folder"),
+    (["--lol", "{base}/GOPRO_Large"], "no low + high/normal image folders found"),
+    (["--reside_ots", "{base}/LOLdataset"], "no RESIDE-OTS hazy images found"),
+    (["--gopro", "{base}/GOPRO_Large/train/GOPR0884_11_00"], "cannot tell training from test images"),
+    ([], "give at least one download"),
+])
+def test_unusable_downloads_exit_2_before_writing(downloads, tmp_path, capsys, args, message):
+    out = tmp_path / "dfpir"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(out), *[a.format(base=downloads) for a in args]])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_out_inside_a_download_is_refused(downloads, capsys):
+    with pytest.raises(SystemExit):
+        main(["--out", str(downloads / "LOLdataset/prepared"), "--lol", str(downloads / "LOLdataset")])
+    assert "is inside --lol" in capsys.readouterr().err
+    assert not (downloads / "LOLdataset/prepared").exists()
+
+
+def names(found) -> list[str]:
+    return sorted(str(p.target) for p in found.placements)
+
+
+def test_other_circulating_structures(tmp_path):
+    make = lambda folder, files: [write_image(tmp_path / folder / f, 0) for f in files]  # noqa: E731
+    make("rain_a", ["test/rain/rain-001.png", "test/norain/norain-001.png", "train/rain-3.png", "train/norain-3.png",
+                    "Rain100H/rain-001.png", "Rain100H/norain-001.png"])
+    assert names(find_rain100l(ImageTree(tmp_path / "rain_a"), "test")) == [
+        "test/derain/Rain100L/input/rain-001.png", "test/derain/Rain100L/target/norain-001.png"]
+    assert names(find_rain100l(ImageTree(tmp_path / "rain_a"), "train")) == [
+        "Train/Derain/gt/norain-3.png", "Train/Derain/rainy/rain-3.png"]
+    make("rain_two", ["A/rain-1.png", "A/norain-1.png", "B/rain-1.png", "B/norain-1.png"])
+    with pytest.raises(PrepareError, match=r"several Rain100L-like folders under .*: A/ \(1 pairs\), B/ \(1 pairs\)"):
+        find_rain100l(ImageTree(tmp_path / "rain_two"), "train")
+    make("rain_b", ["input/7.png", "target/7.png", "input/8.png"])  # MPRNet style; 8 has no partner
+    found = find_rain100l(ImageTree(tmp_path / "rain_b"), "test")
+    assert names(found) == ["test/derain/Rain100L/input/rain-7.png", "test/derain/Rain100L/target/norain-7.png"]
+    assert found.problems and "1 rainy images have no partner" in found.problems[0]
+    make("gopro_flat", ["train/blur/GOPR0372_07_00_000047.png", "train/sharp/GOPR0372_07_00_000047.png",
+                        "test/input/x.png", "test/target/x.png"])
+    assert names(find_gopro(ImageTree(tmp_path / "gopro_flat"))) == [
+        "Train/Deblur/blur/GOPR0372_07_00_000047.png", "Train/Deblur/sharp/GOPR0372_07_00_000047.png",
+        "test/deblur/blur/x.png", "test/deblur/sharp/x.png"]
+    make("lol", ["LOL/Train/Low/1.png", "LOL/Train/High/1.png", "LOL/Test/Low/9.png", "LOL/Test/High/9.png"])
+    assert names(find_lol(ImageTree(tmp_path / "lol"))) == [
+        "Train/LowLight/high/1.png", "Train/LowLight/low/1.png", "test/lowlight/high/9.png", "test/lowlight/low/9.png"]
+    make("sots", ["outdoor/hazy/0005_0.8_0.2.jpg", "outdoor/clear/0005.jpg"])  # ground truth must be .png
+    found = find_reside(ImageTree(tmp_path / "sots"), "test")
+    assert not found.placements and "convert it to .png" in found.problems[0]
