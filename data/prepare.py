@@ -111,12 +111,12 @@ _RELATIVE_PATHS = DatasetPaths.from_root("")
 
 
 def split_named(name: str) -> str | None:
-    """'train' for a folder name like ``train``, ``RainTrainL``, ``our485`` (LOL); 'test' for ``test``,
-    ``eval15`` (LOL), ``val``; else None."""
+    """'train' for a folder name like ``train``, ``RainTrainL``, ``rain_data_train_Light``, ``our485``
+    (LOL); 'test' for ``test``, ``rain_data_test_Light``, ``eval15`` (LOL), ``val``; else None."""
     name = name.lower()
     if "train" in name or name == "our485":
         return "train"
-    if name.startswith(("test", "eval", "val")):
+    if any(word.startswith(("test", "eval", "val")) for word in re.split(r"[^a-z0-9]+", name)):
         return "test"
     return None
 
@@ -247,36 +247,43 @@ def find_cbsd68(tree: ImageTree) -> Found:
     return found
 
 
-RAIN_NAME = re.compile(r"(no)?rain[-_]?(\d+)", re.IGNORECASE)
+RAIN_NAME = re.compile(r"(no)?rain[-_]?(\d+)(?:x\d+)?", re.IGNORECASE)
 RAINY_FOLDERS = ("rain", "rainy", "input", "inp", "degraded")
 NORAIN_FOLDERS = ("norain", "gt", "target", "groundtruth", "ground_truth", "clean", "label")
 HEAVY_RAIN = ("100h", "trainh", "heavy")
 
 
+def _rain_number(stem: str) -> str | None:
+    """The digits N of ``rain-N``, ``norain-N``, ``norain-Nx2`` or a bare ``N``, else None."""
+    match = RAIN_NAME.fullmatch(stem)
+    return match.group(2) if match else stem if stem.isdigit() else None
+
+
 def _rain_groups(tree: ImageTree) -> dict[PurePosixPath, tuple[dict[int, Path], dict[int, Path], list[str]]]:
     """Folder -> (rainy by N, clean by N, problems). Files named ``rain-N`` / ``norain-N`` pair by N in
-    one folder or in sibling folders; in folders named like ``rain/`` + ``norain/`` or ``input/`` +
-    ``target/`` the folder says which is which and a bare ``N.png`` counts too."""
+    one folder or in sibling folders. Under folders named like ``rain/`` + ``norain/`` or ``input/`` +
+    ``target/`` (directly, or one level down as in JORDER's ``rain/X2/norain-Nx2.png``) the folder
+    says which is which, and a bare ``N.png`` counts too."""
     groups: dict[PurePosixPath, tuple[dict[int, Path], dict[int, Path], list[str]]] = {}
     for folder, names in tree.folders.items():
-        role_of_folder = ("rainy" if folder.name.lower() in RAINY_FOLDERS else
-                          "clean" if folder.name.lower() in NORAIN_FOLDERS else None)
-        group = folder.parent if role_of_folder else folder
+        role_folder = next((f for f in (folder, folder.parent)
+                            if f.parts and f.name.lower() in RAINY_FOLDERS + NORAIN_FOLDERS), None)
+        role_of_folder = role_folder and ("rainy" if role_folder.name.lower() in RAINY_FOLDERS else "clean")
+        group = role_folder.parent if role_folder else folder
         for name in names:
             stem = PurePosixPath(name).stem
+            number = _rain_number(stem)
             match = RAIN_NAME.fullmatch(stem)
-            if match:
-                role, number = role_of_folder or ("clean" if match.group(1) else "rainy"), int(match.group(2))
-            elif role_of_folder and stem.isdigit():
-                role, number = role_of_folder, int(stem)
-            else:
+            if number is None or not (match or role_of_folder):
                 continue  # rainregion-N, rainstreak-N and other extras of the archives
+            role = role_of_folder or ("clean" if match.group(1) else "rainy")
             rainy, clean, problems = groups.setdefault(group, ({}, {}, []))
             by_number = rainy if role == "rainy" else clean
-            if number in by_number:
-                problems.append(f"{tree.path(folder, name)} and {by_number[number]} both are {role} image {number}")
+            if int(number) in by_number:
+                problems.append(f"{tree.path(folder, name)} and {by_number[int(number)]} both are {role} image "
+                                f"{number}")
             else:
-                by_number[number] = tree.path(folder, name)
+                by_number[int(number)] = tree.path(folder, name)
     return groups
 
 
@@ -302,7 +309,7 @@ def find_rain100l(tree: ImageTree, split: str) -> Found:
     found.problems += problems
     for number in sorted(set(rainy) & set(clean)):
         source = rainy[number]  # rainTrain.txt names rain-7.png (unpadded); test names keep their digits
-        shown = str(number) if split == "train" else re.search(r"\d+$", source.stem).group()
+        shown = str(number) if split == "train" else _rain_number(source.stem)
         found.add("derain", split, clean[number], f"rain-{shown}{source.suffix}", degraded=source)
     found.unpaired("rainy images", [str(rainy[n]) for n in sorted(set(rainy) - set(clean))])
     found.unpaired("clean images", [str(clean[n]) for n in sorted(set(clean) - set(rainy))])

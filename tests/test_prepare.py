@@ -235,6 +235,14 @@ def test_other_circulating_structures(tmp_path):
         "test/derain/Rain100L/input/rain-001.png", "test/derain/Rain100L/target/norain-001.png"]
     assert names(find_rain100l(ImageTree(tmp_path / "rain_a"), "train")) == [
         "Train/Derain/gt/norain-3.png", "Train/Derain/rainy/rain-3.png"]
+    make("jorder", [f"rain_data_{split}_Light/{d}" for split in ("train", "test")
+                    for d in ("rain/X2/norain-4x2.png", "norain/norain-4.png")])  # rainy ones named norain-Nx2
+    assert names(find_rain100l(ImageTree(tmp_path / "jorder"), "train")) == [
+        "Train/Derain/gt/norain-4.png", "Train/Derain/rainy/rain-4.png"]
+    found = find_rain100l(ImageTree(tmp_path / "jorder"), "test")
+    assert [p.source for p in found.placements] == [
+        tmp_path / "jorder/rain_data_test_Light/rain/X2/norain-4x2.png",
+        tmp_path / "jorder/rain_data_test_Light/norain/norain-4.png"]
     make("rain_two", ["A/rain-1.png", "A/norain-1.png", "B/rain-1.png", "B/norain-1.png"])
     with pytest.raises(PrepareError, match=r"several Rain100L-like folders under .*: A/ \(1 pairs\), B/ \(1 pairs\)"):
         find_rain100l(ImageTree(tmp_path / "rain_two"), "train")
