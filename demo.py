@@ -4,7 +4,9 @@
     python demo.py --ckpt CHECKPOINT --degradation rain --input folder/ --tile 512
 
 Any image size works: the image is padded to a multiple of 8 and the output cropped back, so the
-restored PNG has the input's size. ``--tile`` bounds memory on large images.
+restored PNG has the input's size. ``--tile`` bounds memory on large images. The demo never writes
+over an input, nor two inputs to one output (``photo.jpg`` and ``photo.png``); ``--skip_errors``
+goes on past an image it cannot read or restore and lists those at the end.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import torch
 from tqdm import tqdm
 
 from data.transforms import to_tensor
-from engine.common import UsageError, accelerator, prompt_table_for, run_cli
-from net.checkpoint import load_pretrained, read_checkpoint
+from engine.checks import Preflight, UsageError, flag_problems, same_file, writable_dir
+from engine.common import TILE_HINT, accelerator, is_out_of_memory, prompt_table_for, run_cli
+from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import DFPIR, PRESETS
-from net.prompts import BACKENDS, PROMPT_SETS
-from utils.image_io import is_image_file, read_rgb, write_png
+from net.prompts import BACKENDS, PROMPT_SETS, load_prompt_file, prompt_list
+from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
 from utils.tasks import TASKS
 from utils.tiling import restore_image
 
@@ -51,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt_set", default="detailed", choices=list(PROMPT_SETS))
     parser.add_argument("--prompt_embeddings", default=None, metavar="FILE")
     parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
+    parser.add_argument("--skip_errors", action="store_true",
+                        help="go on past an image that cannot be read or restored (out of memory); list them at the "
+                        "end")
     return parser
 
 
@@ -61,33 +67,88 @@ def input_images(path: Path) -> list[Path]:
         images = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
         if images:
             return images
-        raise UsageError(f"{path} holds no images (png, jpg, jpeg, bmp, tif)")
+        raise UsageError(f"--input {path} holds no images (png, jpg, jpeg, bmp, tif)")
     raise UsageError(f"--input {path} does not exist")
+
+
+def output_problems(images: list[Path], input_path: Path, out_dir: Path) -> list[str]:
+    """Refusals before anything is written: outputs over inputs, and two inputs with one output."""
+    if input_path.is_dir() and out_dir.is_dir() and same_file(input_path, out_dir):
+        return [f"--output_dir {out_dir} is the input folder: the restored PNGs would replace or mix with your "
+                "images; choose another folder"]
+    problems = []
+    by_output: dict[Path, list[Path]] = {}
+    for image in images:
+        by_output.setdefault(out_dir / f"{image.stem}.png", []).append(image)
+    for output, sources in by_output.items():
+        if len(sources) > 1:
+            problems.append(f"{' and '.join(map(str, sources))} would all be written to {output}; rename all but "
+                            "one, or restore them into different --output_dir folders")
+        elif same_file(output, sources[0]):
+            problems.append(f"restoring {sources[0]} would overwrite it; choose another --output_dir")
+    return problems
+
+
+def _preflight(args) -> tuple[list[Path], Checkpoint]:
+    """Every flag and file of the demo, all problems at once (engine/checks.py) -> (images, checkpoint)."""
+    checks = Preflight()
+    checks.add(flag_problems(args))
+    checkpoint = checks.run(read_checkpoint, args.ckpt)
+    if args.prompt_embeddings and (checkpoint is None or checkpoint.prompt_table is None):
+        checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
+    images = checks.run(input_images, Path(args.input)) or []
+    if not args.skip_errors:  # headers only here; --skip_errors skips unreadable images as it meets them
+        for image in images:
+            checks.run(image_size, image)
+    checks.add(output_problems(images, Path(args.input), Path(args.output_dir)))
+    checks.add(writable_dir(args.output_dir, "output_dir"))
+    checks.raise_if_any()
+    return images, checkpoint
 
 
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    images = input_images(Path(args.input))
+    images, checkpoint = _preflight(args)
     task = DEGRADATIONS[args.degradation]
-    checkpoint = read_checkpoint(args.ckpt)
-    table = prompt_table_for(args, checkpoint, [task])
-    net = DFPIR(**(checkpoint.model_config or PRESETS[args.model]().to_dict()))
+    model_config = checkpoint.model_config or PRESETS[args.model]().to_dict()
+    table = prompt_table_for(args, checkpoint, [task], model_config["text_dim"])
+    net = DFPIR(**model_config)
     load_pretrained(net, checkpoint)
     device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
     net = net.to(device).eval()
     code = table.embeddings[TASKS[task].de_id][None].to(device)
     out_dir = Path(args.output_dir)
+    skipped: list[str] = []
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):
-        img = to_tensor(read_rgb(path))[None].to(device)
-        with torch.inference_mode():
-            restored = restore_image(lambda x: net(x, code), img, args.tile, args.tile_overlap).clamp(0, 1)
+        try:
+            img = to_tensor(read_rgb(path))[None].to(device)
+            with torch.inference_mode():
+                restored = restore_image(lambda x: net(x, code), img, args.tile, args.tile_overlap).clamp(0, 1)
+        except ImageReadError as err:
+            if not args.skip_errors:
+                raise ImageReadError(f"{err} (or pass --skip_errors to go on with the other images)") from err
+            skipped.append(str(err))
+            continue
+        except Exception as err:
+            if not is_out_of_memory(err):
+                raise
+            problem = f"{path}: out of memory; {TILE_HINT}"
+            if not args.skip_errors:
+                raise UsageError(f"{problem} (or pass --skip_errors to go on with the other images)") from err
+            skipped.append(problem)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
         write_png(out_dir / f"{path.stem}.png", restored[0].permute(1, 2, 0).cpu().numpy())
-    print(f"wrote {len(images)} image(s) to {out_dir}/ (prompts: {table.source})")
+    print(f"wrote {len(images) - len(skipped)} image(s) to {out_dir}/ (prompts: {table.source})")
+    if skipped:
+        print(f"skipped {len(skipped)} image(s) (--skip_errors):\n" + "\n".join(f"  - {s}" for s in skipped),
+              file=sys.stderr)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(lambda: run(argv))
+    return run_cli(lambda: run(argv), out_of_memory_hint=TILE_HINT)
 
 
 if __name__ == "__main__":

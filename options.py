@@ -86,7 +86,8 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
     group.add_argument("--max_steps", type=int, default=-1,
                        help="stop after this many optimizer steps in total (counting resumed ones); -1: no limit")
     group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--model", default="paper", choices=list(PRESETS), help="network size preset")
+    group.add_argument("--model", default=None, choices=list(PRESETS),
+                       help="network size preset (default: paper; a resumed run keeps its checkpoint's network)")
     group.add_argument("--precision", default="32", choices=PRECISIONS,
                        help="32 reproduces the paper; mixed precision is faster but changes the function")
     group.add_argument("--compile", action="store_true",
@@ -104,6 +105,9 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
     group.add_argument("--ckpt_every", type=int, default=1000, help="training steps between saves of last.ckpt")
     group.add_argument("--resume", default=None, metavar="auto|PATH",
                        help="continue a run: 'auto' takes <ckpt_dir>/last.ckpt if it exists")
+    group.add_argument("--allow_config_change", action="store_true",
+                       help="let a resumed run change --batch_size, --patch_size, --de_type, --seed, --lr, "
+                       "--lr_schedule_epochs, the process count or the setting (refused otherwise)")
     group.add_argument("--init_from", default=None, metavar="CKPT",
                        help="start from these weights (any checkpoint format, e.g. an authors' .pth.tar)")
     group.add_argument("--logger", default="tensorboard", choices=["tensorboard", "csv"])

@@ -10,6 +10,7 @@ nothing about the paper's numbers; the point is to see every stage run end to en
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[2/3] training DFPIR ({args.model}) for {args.steps} steps on the {SETTING} mixture")
     ckpt_dir = out / "checkpoints"
+    if ckpt_dir.is_dir():  # the quick start's own previous run: a training never replaces another run's last.ckpt
+        print(f"      removing the previous quick start's checkpoints in {ckpt_dir}")
+        shutil.rmtree(ckpt_dir)
     common = ["--data_root", str(out / "data"), "--device", args.device, "--num_workers", "2"]
     code = train(SETTING, [*common, "--model", args.model, "--ckpt_dir", str(ckpt_dir), "--max_steps",
                            str(args.steps), "--batch_size", "4", "--patch_size", "64", "--val_every", "0",

@@ -15,10 +15,11 @@ Default layout under a dataset root (:meth:`DatasetPaths.from_root`)::
 
 Pairing works on path components relative to the task folder, never by replacing substrings of
 the whole path, so a root such as ``/data/deblur_lowlight_rain/blur_low/`` pairs correctly.
-Folders are searched recursively (hidden entries skipped) and a degraded image in a sub-folder
-pairs with the clean image at the same relative place (for dehazing: ``original/ID.ext`` whatever
-the sub-folder of the hazy image, e.g. the ``synthetic/part1/`` of some OTS copies).
-Files without an image extension (:data:`utils.image_io.IMAGE_EXTENSIONS`) are ignored.
+Folders are searched recursively (hidden entries skipped, links to folders followed) and a degraded
+image in a sub-folder pairs with the clean image at the same relative place (for dehazing:
+``original/ID.ext`` whatever the sub-folder of the hazy image, e.g. the ``synthetic/part1/`` of
+some OTS copies). Files without an image extension (:data:`utils.image_io.IMAGE_EXTENSIONS`) are
+ignored.
 
 Optional name lists (the authors' files, one name per line relative to the task's training
 folder; the rain and haze lists carry the ``rainy/`` / ``synthetic/`` prefix, which is optional
@@ -220,9 +221,18 @@ def task_folder(kind: str, split: str, paths: DatasetPaths) -> tuple[Path, str]:
 
 
 def list_images(folder: Path) -> list[PurePosixPath]:
-    """Image files under ``folder`` (recursively, hidden entries skipped) as sorted relative paths."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    """Image files under ``folder`` (recursively, hidden entries skipped) as sorted relative paths.
+
+    Symbolic links to folders are followed (``Train/Denoise/WED -> /data/WED``); a folder reached twice
+    (a link loop, or two links to it) is listed once.
+    """
+    found, visited = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:  # a link back up the tree, or a second link to one folder: each folder once
+            dirnames[:] = []
+            continue
+        visited.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel_dir = PurePosixPath(Path(dirpath).relative_to(folder).as_posix())
         found += [rel_dir / f for f in filenames if not f.startswith(".") and is_image_file(f)]

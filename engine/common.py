@@ -10,14 +10,11 @@ from collections.abc import Callable
 
 import torch
 
+from engine.checks import USER_ERRORS, UsageError
 from engine.module import RestorationModule
 from net.checkpoint import Checkpoint
 from net.prompts import PromptTable, build_prompt_table
 from net.speed import prepare_for_speed
-
-
-class UsageError(Exception):
-    """A problem with the user's options or files; printed as 'error: ...' without a traceback."""
 
 
 def accelerator(device: str) -> str:
@@ -27,8 +24,12 @@ def accelerator(device: str) -> str:
     return {"auto": "auto", "cpu": "cpu", "cuda": "gpu"}[device]
 
 
-def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, tasks: list[str]) -> PromptTable:
-    """The checkpoint's own prompt table if it has one, else one built from the prompt options."""
+def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, tasks: list[str],
+                     text_dim: int) -> PromptTable:
+    """The checkpoint's own prompt table if it has one, else one built from the prompt options.
+
+    PromptError unless the table covers ``tasks`` with finite codes of the network's width ``text_dim``.
+    """
     if checkpoint is not None and checkpoint.prompt_table is not None:
         table = checkpoint.prompt_table
         if args.prompt_embeddings:
@@ -38,6 +39,7 @@ def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, ta
         device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         table = build_prompt_table(args.prompt_set, args.prompt_backend, args.prompt_embeddings, device=device)
     table.covers(tasks)
+    table.check_width(text_dim)
     return table
 
 
@@ -65,17 +67,30 @@ def quiet_expected_notices() -> None:
         rank_zero_logger.addFilter(_NoAdverts())
 
 
-def run_cli(run: Callable[[], int]) -> int:
-    """The entry points' wrapper: quiet the expected notices, call run(), and turn known user errors
-    into a one-line message and exit code 2."""
-    from data.layouts import DataError
-    from net.checkpoint import CheckpointError
-    from net.prompts import PromptError
-    from utils.image_io import ImageReadError
+TILE_HINT = "restore large images tile by tile with --tile 512 (or smaller)"
 
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """A CUDA or CPU allocation failure (torch raises RuntimeError for the CPU's)."""
+    if isinstance(err, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+
+
+def run_cli(run: Callable[[], int], out_of_memory_hint: str) -> int:
+    """The entry points' wrapper: quiet the expected notices, call run(), and turn a user's mistake
+    into a one-line message and exit status 2 (an out-of-memory error too, with
+    ``out_of_memory_hint``: what to change)."""
     quiet_expected_notices()
     try:
         return run()
-    except (UsageError, DataError, CheckpointError, PromptError, ImageReadError) as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: out of memory ({first_line[:160]}); {out_of_memory_hint}", file=sys.stderr)
         return 2

@@ -1,4 +1,9 @@
-"""The evaluation run behind test_3D_DFPIR.py / test_5D_DFPIR.py (spec section 4)."""
+"""The evaluation run behind test_3D_DFPIR.py / test_5D_DFPIR.py (spec section 4).
+
+Order of work: check every flag and file (``engine/checks.py``) -> validate the test sets
+(``data/check.py``) -> network -> one task after the other, with ``results.json`` and ``results.md``
+rewritten after each task, so an interrupted evaluation keeps the tasks it finished.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +11,43 @@ from pathlib import Path
 
 import lightning as L
 
+from data.check import check_data
 from data.datamodule import eval_loaders
-from engine.common import UsageError, accelerator, apply_speed_options, prompt_table_for, run_cli
+from data.transforms import CROP_BASE
+from engine.checks import Preflight, flag_problems, writable_dir
+from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, run_cli
 from engine.module import RestorationModule
-from engine.report import write_results
+from engine.report import with_average, write_results
 from engine.scoring import EvalOptions
-from net.checkpoint import load_pretrained, read_checkpoint
+from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import PRESETS
+from net.prompts import load_prompt_file, prompt_list
 from options import build_test_parser, dataset_paths
+
+
+def _preflight(args) -> Checkpoint:
+    """Every flag and file of an evaluation, all problems at once (engine/checks.py) -> the checkpoint."""
+    checks = Preflight()
+    checks.add(flag_problems(args))
+    checkpoint = checks.run(read_checkpoint, args.ckpt)
+    if checkpoint is not None and checkpoint.model_config is not None and args.model is not None:
+        checks.add(f"--model {args.model}: {args.ckpt} records its network configuration; drop --model")
+    if args.prompt_embeddings and (checkpoint is None or checkpoint.prompt_table is None):
+        checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
+    checks.add(writable_dir(args.output_path, "output_path"))
+    checks.raise_if_any()
+    return checkpoint
 
 
 def evaluate(setting: str, argv: list[str] | None = None) -> int:
     args = build_test_parser(setting).parse_args(argv)
     tasks = list(dict.fromkeys(args.tasks))
     paths = dataset_paths(args)
-    checkpoint = read_checkpoint(args.ckpt)
-    loaders = eval_loaders(tasks, paths, args.num_workers)  # validates the test folders
-    if checkpoint.model_config is not None:
-        if args.model is not None:
-            raise UsageError(f"{args.ckpt} records its network configuration; drop --model")
-        model_config = checkpoint.model_config
-    else:
-        model_config = PRESETS[args.model or "paper"]().to_dict()
-    table = prompt_table_for(args, checkpoint, tasks)
+    checkpoint = _preflight(args)
+    for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)):
+        print(line)
+    model_config = checkpoint.model_config or PRESETS[args.model or "paper"]().to_dict()
+    table = prompt_table_for(args, checkpoint, tasks, model_config["text_dim"])
     module = RestorationModule(model_config, table.to_dict(), checkpoint.prompt_set or args.prompt_set, setting, tasks)
     load_pretrained(module.net, checkpoint)
     apply_speed_options(module, args)
@@ -38,14 +57,18 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     print(f"checkpoint: {args.ckpt} ({checkpoint.format} format); prompts: {table.source}")
     trainer = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
                         enable_checkpointing=False, enable_model_summary=False)
-    trainer.test(module, dataloaders=loaders, verbose=False)
-
     title = f"DFPIR {setting}: {Path(args.ckpt).name}"
-    print("\n" + write_results(output, module.eval_results, setting, title))
+    scored: dict[str, dict[str, float]] = {}
+    for task, loader in zip(tasks, eval_loaders(tasks, paths, args.num_workers), strict=True):
+        trainer.test(module, dataloaders=loader, verbose=False)
+        scored[task] = module.eval_results[task]
+        markdown = write_results(output, with_average(scored), setting, title)  # kept if a later task fails
+
+    print("\n" + markdown)
     print(f"results: {output / 'results.json'}, {output / 'results.md'}"
           + ("" if args.no_save_images else f"; restored images: {output}/<task>/"))
     return 0
 
 
 def main(setting: str, argv: list[str] | None = None) -> int:
-    return run_cli(lambda: evaluate(setting, argv))
+    return run_cli(lambda: evaluate(setting, argv), out_of_memory_hint=TILE_HINT)

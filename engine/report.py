@@ -55,6 +55,13 @@ def image_counts(results: dict[str, dict[str, float]]) -> str:
     return ", ".join(f"{TASKS[t].test_set}: {int(v['n'])} images" for t, v in results.items() if t != "average")
 
 
+def with_average(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-task results plus their "average" (mean PSNR and SSIM over the tasks)."""
+    tasks = [v for t, v in results.items() if t != "average"]
+    average = {m: sum(v[m] for v in tasks) / len(tasks) for m in ("psnr", "ssim")}
+    return {**{t: v for t, v in results.items() if t != "average"}, "average": average}
+
+
 def write_results(output_dir: str | Path, results: dict[str, dict[str, float]], setting: str, title: str) -> str:
     """Write output_dir/results.json and output_dir/results.md; return the markdown."""
     output_dir = Path(output_dir)

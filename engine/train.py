@@ -1,15 +1,18 @@
 """The training run behind train_3D_DFPIR.py / train_5D_DFPIR.py (spec section 3).
 
-Order of work: parse options -> validate every dataset folder (``--check_data`` stops here) ->
+Order of work: parse options -> check every flag and file (``engine/checks.py``; a resumed run must
+keep its configuration) -> validate every dataset folder (``--check_data`` stops here) ->
 network and prompt table (from the checkpoint when resuming, so a run never changes its prompt
 codes) -> Lightning ``Trainer.fit`` with validation every ``--val_every`` steps and after every
-epoch, the best checkpoint by average PSNR, and ``last.ckpt`` for resuming.
+epoch, the best checkpoint by average PSNR, and ``last.ckpt`` for resuming. Ctrl-C and SIGTERM save
+``last.ckpt`` and end the run with exit status 130 / 143.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,13 +22,16 @@ import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from data.check import check_data
 from data.datamodule import DFPIRDataModule
-from engine.common import UsageError, accelerator, apply_speed_options, prompt_table_for, run_cli
+from engine.checks import Preflight, UsageError, flag_problems, read_resume_checkpoint, same_file, writable_dir
+from engine.common import accelerator, apply_speed_options, prompt_table_for, run_cli
 from engine.module import RestorationModule
-from net.checkpoint import load_pretrained, read_checkpoint
+from net.checkpoint import RUN_KEY, Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import PRESETS
+from net.prompts import load_prompt_file, prompt_list
 from options import build_train_parser, dataset_paths, parse_devices
 
 LAST = "last.ckpt"
@@ -33,18 +39,28 @@ LAST = "last.ckpt"
 
 class LastCheckpoint(Callback):
     """Keeps ``<dirpath>/last.ckpt``: every ``every`` steps, at the end of each epoch, at the final step,
-    and when training stops on an exception or Ctrl-C. Written to a temporary file, then renamed,
-    so an interruption while saving never leaves a truncated last.ckpt."""
+    and when training stops (an exception, Ctrl-C, SIGTERM) after a step that is not saved yet.
+
+    last.ckpt is only ever replaced by a later state of the same run: a run that stops before its
+    first new step (while preloading data, restoring a checkpoint, ...) leaves it as it was. It is
+    written to a temporary file, then renamed, so an interruption while saving never truncates it.
+    """
 
     def __init__(self, dirpath: Path, every: int):
         self.path = Path(dirpath) / LAST
         self.every = every
+        self.saved_step: int | None = None  # step of the state last.ckpt holds; None until training starts
+        self.stopped_by: BaseException | None = None
 
     def save(self, trainer: L.Trainer) -> None:
         tmp = self.path.with_suffix(".ckpt.tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full training state, for --resume
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
+        self.saved_step = trainer.global_step
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.saved_step = trainer.global_step  # 0, or the step of the checkpoint this run resumed
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -53,9 +69,26 @@ class LastCheckpoint(Callback):
             self.save(trainer)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        self.save(trainer)
-        print(f"\ntraining stopped ({type(exception).__name__}); resume with --resume auto ({self.path})",
-              file=sys.stderr)
+        self.stopped_by = exception
+        reason = "SIGTERM" if isinstance(exception, SIGTERMException) else type(exception).__name__
+        if self.saved_step is None:  # before training (re)started: what last.ckpt holds is still the latest state
+            if self.path.is_file():
+                print(f"\ntraining stopped ({reason}) before its first step; {self.path} is unchanged", file=sys.stderr)
+            return
+        if trainer.global_step > self.saved_step:
+            self.save(trainer)
+        print(f"\ntraining stopped ({reason}) at step {trainer.global_step}; {self.path} holds step "
+              f"{self.saved_step}: continue with --resume auto", file=sys.stderr)
+
+
+class RecordRunConfig(Callback):
+    """Stores in every checkpoint the options a resumed run must keep (see ``resume_config_problems``)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[RUN_KEY] = {**self.config, "world_size": trainer.world_size}
 
 
 class ValidateAtEpochEnd(Callback):
@@ -117,8 +150,91 @@ def _resume_path(args) -> Path | None:
         return None
     path = Path(args.resume)
     if not path.is_file():
-        raise UsageError(f"--resume {path}: no such checkpoint")
+        raise UsageError(f"--resume {path}: no such checkpoint (--resume auto continues <ckpt_dir>/{LAST})")
     return path
+
+
+def run_config(args, setting: str) -> dict:
+    """The options that fix a run's data order and optimisation, which a resumed run must keep.
+
+    world_size (processes) is None when --devices auto leaves it to the machine.
+    """
+    devices = parse_devices(args.devices)
+    return {
+        "setting": setting,
+        "de_type": list(dict.fromkeys(args.de_type)),
+        "batch_size": args.batch_size,
+        "patch_size": args.patch_size,
+        "seed": args.seed,
+        "lr": args.lr,
+        "lr_schedule_epochs": args.lr_schedule_epochs,
+        "world_size": None if devices == "auto" else devices * args.num_nodes,
+    }
+
+
+def network_name(model_config: dict) -> str:
+    """The preset a network configuration is, else 'custom'."""
+    return next((name for name, preset in PRESETS.items() if preset().to_dict() == model_config), "custom")
+
+
+def _change(key: str, saved, now) -> str:
+    """One line of what changed since the checkpoint, in the user's terms."""
+    if key == "setting":
+        return f"the setting: {saved} in the checkpoint, {now} now (train_{now}_DFPIR.py)"
+    if key == "world_size":
+        return f"processes (--devices x --num_nodes): {saved} in the checkpoint, {now} now"
+    if key == "de_type":
+        saved, now = " ".join(saved), " ".join(now)
+    return f"--{key}: {saved} in the checkpoint, {now} now"
+
+
+def resume_config_problems(args, setting: str, checkpoint: Checkpoint) -> list[str]:
+    """What differs between this run's options and the run saved in ``checkpoint`` (--resume).
+
+    The network never changes on resume; the other options may with --allow_config_change.
+    """
+    problems = []
+    if args.model is not None and checkpoint.model_config is not None and \
+            PRESETS[args.model]().to_dict() != checkpoint.model_config:
+        problems.append(f"--model {args.model}: {checkpoint.path} holds a {network_name(checkpoint.model_config)} "
+                        "network; a resumed run keeps its network (drop --model)")
+    saved, now = checkpoint.run_config or {}, run_config(args, setting)
+    changes = [_change(key, saved[key], value) for key, value in now.items()
+               if saved.get(key) is not None and value is not None and saved[key] != value]
+    if changes and not args.allow_config_change:
+        problems.append(f"--resume {checkpoint.path}: this run's configuration differs from the checkpoint's: "
+                        f"{'; '.join(changes)}. Resume with the checkpoint's values, or pass --allow_config_change "
+                        "to continue with the new ones (the run then no longer matches an uninterrupted one)")
+    elif changes:
+        print(f"--allow_config_change: continuing {checkpoint.path} with {'; '.join(changes)}", file=sys.stderr)
+    return problems
+
+
+def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Checkpoint | None]:
+    """Every flag and file of a training run, all problems at once (engine/checks.py):
+    -> (resume path, its checkpoint, the --init_from checkpoint)."""
+    checks = Preflight()
+    checks.add(flag_problems(args))
+    if args.resume and args.init_from:
+        checks.add("--resume and --init_from exclude each other: --resume continues a run, --init_from starts a "
+                   "new one from weights")
+    resume = checks.run(_resume_path, args)
+    source = checks.run(read_resume_checkpoint, resume) if resume else None
+    init = checks.run(read_checkpoint, args.init_from) if args.init_from else None
+    if source is not None:
+        checks.add(resume_config_problems(args, setting, source))
+    if args.prompt_embeddings and not any(c is not None and c.prompt_table is not None for c in (source, init)):
+        checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
+    if not args.check_data:
+        ckpt_dir = Path(args.ckpt_dir)
+        problem = writable_dir(ckpt_dir, "ckpt_dir")
+        checks.add(problem)
+        last = ckpt_dir / LAST
+        if not problem and last.is_file() and not (resume and same_file(resume, last)):
+            checks.add(f"--ckpt_dir {ckpt_dir} already holds the {LAST} of another run, which this run would "
+                       "replace; continue it with --resume auto, or choose another --ckpt_dir")
+    checks.raise_if_any()
+    return resume, source, init
 
 
 def _run_data_check(args, paths) -> list[str]:
@@ -133,19 +249,15 @@ def _run_data_check(args, paths) -> list[str]:
 def train(setting: str, argv: list[str] | None = None) -> int:
     args = build_train_parser(setting).parse_args(argv)
     paths = dataset_paths(args)
+    resume, source, init = _preflight(args, setting)
     for line in _run_data_check(args, paths):
         print(line)
     if args.check_data:
         return 0
 
     L.seed_everything(args.seed, workers=True, verbose=False)
-    resume = _resume_path(args)
-    source = read_checkpoint(resume) if resume else None
-    if resume and args.init_from:
-        raise UsageError("--resume and --init_from exclude each other")
-    init = read_checkpoint(args.init_from) if args.init_from else None
-    model_config = (source.model_config if source else None) or PRESETS[args.model]().to_dict()
-    table = prompt_table_for(args, source or init, args.de_type + args.val_tasks)
+    model_config = (source.model_config if source else None) or PRESETS[args.model or "paper"]().to_dict()
+    table = prompt_table_for(args, source or init, args.de_type + args.val_tasks, model_config["text_dim"])
     # A table taken from a checkpoint keeps that checkpoint's prompt-set name.
     prompt_set = next((c.prompt_set for c in (source, init) if c is not None and c.prompt_table is not None
                        and c.prompt_set), args.prompt_set)
@@ -154,16 +266,19 @@ def train(setting: str, argv: list[str] | None = None) -> int:
     if init is not None:
         load_pretrained(module.net, init)
     apply_speed_options(module, args)
-    print(f"prompts: {table.source}; network: {args.model} ({sum(p.numel() for p in module.net.parameters()):,} "
-          f"parameters)" + (f"; resuming {resume}" if resume else ""))
+    parameters = sum(p.numel() for p in module.net.parameters())
+    print(f"prompts: {table.source}; network: {network_name(model_config)} ({parameters:,} parameters)"
+          + (f"; resuming {resume}" if resume else ""))
 
     datamodule = DFPIRDataModule(paths, setting, args.de_type, args.val_tasks if args.val_every else [],
                                  args.batch_size, args.patch_size, args.num_workers, args.seed,
                                  preload_bytes=int(args.preload_gb * 2**30))
     ckpt_dir = Path(args.ckpt_dir)
+    last = LastCheckpoint(ckpt_dir, args.ckpt_every)
     callbacks: list[Callback] = [
         RunSummary(),  # first: its step times exclude the checkpoint saves below
-        LastCheckpoint(ckpt_dir, args.ckpt_every),
+        last,
+        RecordRunConfig(run_config(args, setting)),
         LearningRateMonitor(logging_interval="epoch"),
         TQDMProgressBar(refresh_rate=1),
     ]
@@ -196,11 +311,20 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         enable_checkpointing=bool(args.val_every),
         log_every_n_steps=min(50, args.ckpt_every or 50),
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SystemExit:  # Lightning's way out after Ctrl-C (exit 1) and SIGTERM (exit 0): both stop the run
+        if isinstance(last.stopped_by, SIGTERMException):
+            return 128 + signal.SIGTERM
+        if isinstance(last.stopped_by, KeyboardInterrupt):
+            return 128 + signal.SIGINT
+        raise
     if trainer.is_global_zero:
         print(f"checkpoints: {ckpt_dir}/ (last: {ckpt_dir / LAST})")
     return 0
 
 
 def main(setting: str, argv: list[str] | None = None) -> int:
-    return run_cli(lambda: train(setting, argv))
+    """Run a training; returns the exit status (0 done, 2 a user's mistake, 130/143 stopped by SIGINT/SIGTERM)."""
+    return run_cli(lambda: train(setting, argv), out_of_memory_hint=(
+        "lower --batch_size or --patch_size, or train with --precision bf16-mixed"))

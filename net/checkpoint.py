@@ -15,7 +15,7 @@ Loading is strict: a missing or unexpected key or a shape mismatch is an error t
 
 from __future__ import annotations
 
-import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from net.prompts import PromptTable
+from net.prompts import PromptError, PromptTable
 
 LIGHTNING_PREFIX = "net."  # the LightningModule keeps the network in ``self.net``
 EXTRA_KEY = "dfpir"  # what this project adds to a Lightning checkpoint
+RUN_KEY = "dfpir_run"  # the training run's configuration (engine/train.py), compared when resuming
+_TRAINING_STATE = ("global_step", "epoch", "loops", "optimizer_states", "lr_schedulers")
 _MAX_LISTED = 10
 
 
@@ -43,6 +45,8 @@ class Checkpoint:
     model_config: DFPIRConfig fields (this project's checkpoints), else None (the paper's config).
     prompt_table: the prompt table the network was trained with (this project's checkpoints), else None.
     epoch:        the epoch recorded in the file, if any.
+    run_config:   the training run's options that a resumed run must keep (this project's checkpoints).
+    resume_problem: why ``--resume`` cannot continue from this file (None: it can).
     """
 
     path: Path
@@ -52,6 +56,26 @@ class Checkpoint:
     prompt_table: PromptTable | None = None
     prompt_set: str | None = None
     epoch: int | None = None
+    run_config: dict | None = None
+    resume_problem: str | None = "it holds weights only, no training state (optimizer, schedule, step)"
+
+
+def _resume_problem(obj: dict) -> str | None:
+    """Why a Lightning checkpoint cannot be resumed by the installed Lightning, or None."""
+    from lightning import __version__ as installed
+    from packaging.version import InvalidVersion, Version
+
+    written = obj.get("pytorch-lightning_version")
+    try:
+        if Version(str(written)) > Version(installed):
+            return f"it was written by Lightning {written}, newer than the installed {installed}; upgrade lightning"
+    except InvalidVersion:
+        return f"its Lightning version {written!r} is not a version number: the file was not written by Lightning"
+    missing = [k for k in _TRAINING_STATE if k not in obj]
+    if missing:
+        return (f"it lacks the training state {missing} (written by Lightning {written} with weights only, or by "
+                "another tool)")
+    return None
 
 
 def _is_tensor_dict(obj) -> bool:
@@ -66,42 +90,66 @@ def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str,
     return state_dict
 
 
+def _unreadable(path: Path, err: Exception) -> str:
+    """Why torch.load could not read ``path``, in words (never advice to load unsafely)."""
+    size = path.stat().st_size
+    if size == 0:
+        return f"checkpoint {path} is empty (0 bytes): the download or copy did not finish; fetch it again"
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):  # neither torch.save's zip nor a pickle
+        text = head.lstrip().lower()
+        if text.startswith((b"<!doctype html", b"<html", b"<?xml")):
+            what = (f"an HTML page (it starts with {head[:24]!r}): a web page was saved instead of the file; "
+                    "download the file itself")
+        elif all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+            what = f"a text file (it starts with {head[:24]!r})"
+        else:
+            what = "neither a zip archive written by torch.save nor a pickle"
+        return f"checkpoint {path} is not a PyTorch checkpoint: {what}"
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if unsafe:
+        return (f"checkpoint {path} holds Python objects besides tensors ({unsafe.group(1)}); files are read with "
+                "torch.load(weights_only=True), which never runs code from a file. Re-save only its tensors "
+                "(torch.save(model.state_dict(), FILE))")
+    return (f"checkpoint {path} ({size:,} bytes) is not a PyTorch checkpoint that can be read: truncated or damaged "
+            f"({type(err).__name__}); fetch or copy it again")
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint file of any supported format (see module docstring)."""
+    """Read a checkpoint file of any supported format (see module docstring); CheckpointError if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else
+                              f"checkpoint {path} is not a file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not zipfile.is_zipfile(path):  # torch.save writes zip archives; this is something else
-            raise CheckpointError(f"{path} is not a PyTorch checkpoint (unreadable by torch.load): {err}") from err
-        raise CheckpointError(
-            f"{path} holds Python objects that cannot be loaded safely with weights_only=True; "
-            f"re-save only its tensors (torch.save(model.state_dict(), ...)). Detail: {err}"
-        ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a PyTorch checkpoint (it may be truncated or another file): {err}"
-        ) from err
+    except Exception as err:  # torch.load fails in many ways on a file that is not a checkpoint
+        raise CheckpointError(_unreadable(path, err)) from err
 
     if isinstance(obj, dict) and "pytorch-lightning_version" in obj:
-        state = obj.get("state_dict", {})
-        net_state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
-        if not net_state:
-            raise CheckpointError(
-                f"{path} is a Lightning checkpoint without DFPIR weights (no '{LIGHTNING_PREFIX}*' keys)"
-            )
+        state = obj.get("state_dict")
+        net_state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items()
+                     if isinstance(k, str) and k.startswith(LIGHTNING_PREFIX)} if isinstance(state, dict) else {}
+        if not _is_tensor_dict(net_state):
+            raise CheckpointError(f"{path} is a Lightning checkpoint without DFPIR weights (no '{LIGHTNING_PREFIX}*' "
+                                  "tensors); is it a checkpoint of another project?")
         extra = obj.get(EXTRA_KEY) or {}
         table = extra.get("prompt_table")
+        try:
+            prompt_table = PromptTable.from_dict(table) if table else None
+        except (PromptError, KeyError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{path}: its stored prompt table is unusable ({err})") from err
         return Checkpoint(
             path=path,
             state_dict=net_state,
             format="lightning",
             model_config=extra.get("model_config"),
-            prompt_table=PromptTable.from_dict(table) if table else None,
+            prompt_table=prompt_table,
             prompt_set=extra.get("prompt_set"),
             epoch=obj.get("epoch"),
+            run_config=obj.get(RUN_KEY) or ({"setting": extra["setting"]} if extra.get("setting") else None),
+            resume_problem=_resume_problem(obj),
         )
     if isinstance(obj, dict) and "state_dict" in obj:
         if not _is_tensor_dict(obj["state_dict"]):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from net.dgpb import TEXT_DIM
 from utils.tasks import TASK_BY_ID
 
 CLIP_MODEL = "ViT-B-32"
@@ -77,7 +78,14 @@ class PromptTable:
             raise PromptError(
                 f"prompt table: {len(self.prompts)} prompts but embeddings of shape {tuple(self.embeddings.shape)}"
             )
+        if not self.embeddings.is_floating_point():
+            raise PromptError(f"prompt table ({self.source}): the codes are {self.embeddings.dtype} numbers; CLIP "
+                              "text features are floating point (re-export with python -m net.prompts --export)")
         self.embeddings = self.embeddings.detach().float().cpu()
+        bad = [p for p, row in zip(self.prompts, self.embeddings, strict=True) if not torch.isfinite(row).all()]
+        if bad:
+            raise PromptError(f"prompt table ({self.source}): the code of {bad} holds NaN or infinite values; "
+                              "re-export it with python -m net.prompts --export")
 
     def lookup(self, de_ids: torch.Tensor) -> torch.Tensor:
         """de_ids: (B,) int -> text codes (B, 512) float32 on the device of de_ids."""
@@ -95,6 +103,13 @@ class PromptTable:
                 f"the prompt table ({self.source}) has no prompt for {missing}; the 'simple' prompt set covers "
                 "only the 3D tasks: use --prompt_set detailed"
             )
+
+    def check_width(self, text_dim: int) -> None:
+        """Raise PromptError unless every code has the network's width ``text_dim`` (512 for CLIP ViT-B/32)."""
+        if self.embeddings.shape[1] != text_dim:
+            raise PromptError(f"prompt table ({self.source}): codes of length {self.embeddings.shape[1]}, but the "
+                              f"network takes {text_dim}-d CLIP text features; use a file written by "
+                              "python -m net.prompts --export")
 
     def to_dict(self) -> dict:
         """For checkpoints: plain types and one tensor, loadable with weights_only=True."""
@@ -203,10 +218,19 @@ def load_prompt_file(path: str | Path, prompts: list[str]) -> torch.Tensor:
     missing = [p for p in dict.fromkeys(prompts) if p not in table]
     if missing:
         raise PromptError(f"{path} has no embedding for the prompt(s) {missing}; it has {list(table)}")
-    rows = [table[p].detach().float().reshape(-1) for p in prompts]
-    if any(r.numel() != rows[0].numel() for r in rows):
-        raise PromptError(f"{path}: the embeddings do not all have the same size")
-    return torch.stack(rows)
+    problems = []
+    for prompt in dict.fromkeys(prompts):
+        code = table[prompt]
+        if not code.is_floating_point():
+            problems.append(f"{prompt!r} has {code.dtype} values, not floating point")
+        elif not torch.isfinite(code).all():
+            problems.append(f"{prompt!r} holds NaN or infinite values")
+        elif code.numel() != TEXT_DIM or code.squeeze().ndim != 1:
+            problems.append(f"{prompt!r} has shape {tuple(code.shape)}, not a {TEXT_DIM}-d vector")
+    if problems:
+        raise PromptError(f"prompt-table file {path} is unusable: {'; '.join(problems)}. Write it again with "
+                          "python -m net.prompts --export FILE")
+    return torch.stack([table[p].detach().float().reshape(-1) for p in prompts])
 
 
 def save_prompt_file(path: str | Path, table: PromptTable) -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the parity fixture's weights and tiny inputs."""
+"""Shared fixtures: the parity fixture's weights and tiny inputs, the stand-in dataset, a short tiny run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from data.sample import make_sample_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARITY = FIXTURES / "parity"
@@ -38,3 +40,33 @@ def parity_state_dict(official_keys) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="session")
 def parity_io() -> dict:
     return torch.load(PARITY / "dfpir_reference_io.pt", weights_only=True)
+
+
+TINY_TRAIN_ARGS = ["--model", "tiny", "--patch_size", "32", "--batch_size", "2", "--num_workers", "0",
+                   "--device", "cpu", "--prompt_backend", "offline", "--logger", "csv"]
+"""Training flags of the fast end-to-end tests: the tiny network on small patches, offline prompt codes."""
+
+
+@pytest.fixture(scope="session")
+def tiny_train_args() -> list[str]:
+    return list(TINY_TRAIN_ARGS)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """The stand-in dataset (``python -m data.sample``) with small images, shared by the whole session."""
+    root = tmp_path_factory.mktemp("sample")
+    make_sample_dataset(root, train_size=48, test_size=32)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(data_root, tmp_path_factory) -> Path:
+    """A checkpoint folder after 2 steps of tiny 3D dehaze training (last.ckpt at step 2). Copy it before use."""
+    from engine.train import main as train_main
+
+    ckpt_dir = tmp_path_factory.mktemp("trained") / "run"
+    argv = ["--data_root", str(data_root), "--ckpt_dir", str(ckpt_dir), *TINY_TRAIN_ARGS, "--de_type", "dehaze",
+            "--val_every", "0", "--max_steps", "2"]
+    assert train_main("3D", argv) == 0
+    return ckpt_dir

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.sample import make_sample_dataset
 from engine.evaluate import main as evaluate_main
 from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
@@ -24,13 +23,6 @@ from net.checkpoint import read_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny", "--patch_size", "32", "--batch_size", "2", "--num_workers", "0", "--device", "cpu",
         "--prompt_backend", "offline", "--logger", "csv"]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sample")
-    make_sample_dataset(root, train_size=48, test_size=32)
-    return root
 
 
 def _train(data_root: Path, ckpt_dir: Path, *extra: str) -> None:

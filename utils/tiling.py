@@ -34,16 +34,25 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return starts + [size - tile]
 
 
+def tile_problems(tile: int, overlap: int) -> list[str]:
+    """Problems of ``--tile`` / ``--tile_overlap`` (empty when restore_tiled accepts them)."""
+    problems = []
+    if tile <= 0 or tile % NETWORK_MULTIPLE:
+        problems.append(f"--tile {tile}: must be a positive multiple of {NETWORK_MULTIPLE}, e.g. 512")
+    if overlap < 0 or overlap >= tile:
+        problems.append(f"--tile_overlap {overlap}: must be at least 0 and smaller than --tile {tile}")
+    return problems
+
+
 def restore_tiled(fn: RestoreFn, img: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
     """Apply fn to overlapping tile x tile windows of img (B, C, H, W) and average where they overlap.
 
     H, W and tile must be multiples of 8; 0 <= overlap < tile. Tiles are clipped to the image,
     so a tile at least as large as the image gives exactly fn(img).
     """
-    if tile % NETWORK_MULTIPLE or tile <= 0:
-        raise ValueError(f"--tile must be a positive multiple of {NETWORK_MULTIPLE}, got {tile}")
-    if not 0 <= overlap < tile:
-        raise ValueError(f"--tile_overlap must be in [0, tile), got {overlap} with tile {tile}")
+    problems = tile_problems(tile, overlap)
+    if problems:
+        raise ValueError("; ".join(problems))
     h, w = img.shape[-2:]
     tile_h, tile_w = min(tile, h), min(tile, w)
     if (tile_h, tile_w) == (h, w):
