@@ -71,11 +71,11 @@ def input_images(path: Path) -> list[Path]:
     raise UsageError(f"--input {path} does not exist")
 
 
-def output_problems(images: list[Path], input_path: Path, out_dir: Path) -> list[str]:
-    """Refusals before anything is written: outputs over inputs, and two inputs with one output."""
-    if input_path.is_dir() and out_dir.is_dir() and same_file(input_path, out_dir):
-        return [f"--output_dir {out_dir} is the input folder: the restored PNGs would replace or mix with your "
-                "images; choose another folder"]
+def output_problems(images: list[Path], out_dir: Path) -> list[str]:
+    """Refusals before anything is written: outputs among the inputs, and two inputs with one output."""
+    if any(same_file(folder, out_dir) for folder in {image.parent for image in images}):
+        return [f"--output_dir {out_dir} is the folder of the input images: the restored PNGs would replace or "
+                "mix with them; choose another folder"]
     problems = []
     by_output: dict[Path, list[Path]] = {}
     for image in images:
@@ -84,8 +84,6 @@ def output_problems(images: list[Path], input_path: Path, out_dir: Path) -> list
         if len(sources) > 1:
             problems.append(f"{' and '.join(map(str, sources))} would all be written to {output}; rename all but "
                             "one, or restore them into different --output_dir folders")
-        elif same_file(output, sources[0]):
-            problems.append(f"restoring {sources[0]} would overwrite it; choose another --output_dir")
     return problems
 
 
@@ -100,7 +98,7 @@ def _preflight(args) -> tuple[list[Path], Checkpoint]:
     if not args.skip_errors:  # headers only here; --skip_errors skips unreadable images as it meets them
         for image in images:
             checks.run(image_size, image)
-    checks.add(output_problems(images, Path(args.input), Path(args.output_dir)))
+    checks.add(output_problems(images, Path(args.output_dir)))
     checks.add(writable_dir(args.output_dir, "output_dir"))
     checks.raise_if_any()
     return images, checkpoint

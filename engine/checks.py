@@ -19,6 +19,7 @@ The datasets are checked next (``data/check.py``), also before any heavy work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import tempfile
@@ -135,7 +136,8 @@ def writable_dir(path: str | Path, flag: str) -> str | None:
         return f"--{flag} {path} cannot be written ({err.strerror or err}); choose a folder you can write to"
     finally:
         for folder in reversed(created):
-            folder.rmdir()
+            with contextlib.suppress(OSError):  # another process (a DDP rank) may have filled it meanwhile
+                folder.rmdir()
     return None
 
 

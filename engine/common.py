@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -81,10 +82,13 @@ def is_out_of_memory(err: BaseException) -> bool:
 def run_cli(run: Callable[[], int], out_of_memory_hint: str) -> int:
     """The entry points' wrapper: quiet the expected notices, call run(), and turn a user's mistake
     into a one-line message and exit status 2 (an out-of-memory error too, with
-    ``out_of_memory_hint``: what to change)."""
+    ``out_of_memory_hint``: what to change). Ctrl-C outside Lightning's loops ends with status 130."""
     quiet_expected_notices()
     try:
         return run()
+    except KeyboardInterrupt:
+        print("\ninterrupted (Ctrl-C)", file=sys.stderr)
+        return 128 + signal.SIGINT
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -159,7 +159,7 @@ def run_config(args, setting: str) -> dict:
 
     world_size (processes) is None when --devices auto leaves it to the machine.
     """
-    devices = parse_devices(args.devices)
+    devices = int(args.devices) if args.devices.isdigit() else None  # 'auto' (or a mistake, reported elsewhere)
     return {
         "setting": setting,
         "de_type": list(dict.fromkeys(args.de_type)),
@@ -168,7 +168,7 @@ def run_config(args, setting: str) -> dict:
         "seed": args.seed,
         "lr": args.lr,
         "lr_schedule_epochs": args.lr_schedule_epochs,
-        "world_size": None if devices == "auto" else devices * args.num_nodes,
+        "world_size": None if devices is None else devices * args.num_nodes,
     }
 
 

@@ -359,7 +359,8 @@ def test_demo_never_writes_over_its_inputs(run_dir, tmp_path, capsys):
     photos = _photos(tmp_path / "photos", "a.png", "b.jpg")
     before = {p.name: p.read_bytes() for p in photos.iterdir()}
     assert _demo(run_dir, "--input", str(photos), "--output_dir", str(photos)) == 2
-    assert "input folder" in _one_line_error(capsys)
+    assert "folder of the input images" in _one_line_error(capsys)
+    assert _demo(run_dir, "--input", str(photos / "b.jpg"), "--output_dir", str(photos)) == 2  # would make b.png
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
 
 
