@@ -10,6 +10,7 @@ epoch, the best checkpoint by average PSNR, and ``last.ckpt`` for resuming. Ctrl
 
 from __future__ import annotations
 
+import inspect
 import os
 import resource
 import signal
@@ -311,8 +312,10 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         enable_checkpointing=bool(args.val_every),
         log_every_n_steps=min(50, args.ckpt_every or 50),
     )
+    # Resuming loads only tensors and plain types (weights_only=True) where Lightning takes the argument (2.6).
+    safe_load = {"weights_only": True} if "weights_only" in inspect.signature(trainer.fit).parameters else {}
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, **safe_load)
     except SystemExit:  # Lightning's way out after Ctrl-C (exit 1) and SIGTERM (exit 0): both stop the run
         if isinstance(last.stopped_by, SIGTERMException):
             return 128 + signal.SIGTERM
