@@ -42,7 +42,8 @@ DEGRADATIONS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, help="checkpoint (any format)")
+    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True,
+                        help="checkpoint (any format, or a Hub folder or repo id)")
     parser.add_argument("--degradation", required=True, choices=list(DEGRADATIONS), help="what to remove")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output_dir", default="restored", help="where restored PNGs are written")

@@ -109,7 +109,8 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
                        help="let a resumed run change --batch_size, --patch_size, --de_type, --seed, --lr, "
                        "--lr_schedule_epochs, the process count or the setting (refused otherwise)")
     group.add_argument("--init_from", default=None, metavar="CKPT",
-                       help="start from these weights (any checkpoint format, e.g. an authors' .pth.tar)")
+                       help="start from these weights (any checkpoint format, e.g. an authors' .pth.tar, "
+                       "or a Hub folder or repo id)")
     group.add_argument("--logger", default="tensorboard", choices=["tensorboard", "csv"])
     group.add_argument("--check_data", action="store_true",
                        help="validate every training and test folder, print the counts and exit")
@@ -132,7 +133,8 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, metavar="PATH",
-                        help="checkpoint: authors' .pth.tar, this project's .ckpt, or a bare state dict")
+                        help="checkpoint: authors' .pth.tar, this project's .ckpt, a bare state dict, "
+                        "or a Hugging Face Hub folder or repo id (python -m net.hub)")
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TEST_TASKS[setting], choices=list(TASKS),
                         help="test sets to run")
     parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",

@@ -7,7 +7,9 @@ Formats (all read with ``torch.load(..., weights_only=True)``: no code in a file
 - ``lightning``: this project's ``.ckpt`` files; the network's keys carry the LightningModule's
   ``net.`` prefix, and ``checkpoint["dfpir"]`` holds the model config and the prompt table the
   network was trained with (so evaluating it needs neither CLIP nor a prompt file);
-- ``state_dict``: a bare state dict (a ``module.`` prefix left by DataParallel/DDP is removed).
+- ``state_dict``: a bare state dict (a ``module.`` prefix left by DataParallel/DDP is removed);
+- ``hub``: a Hugging Face Hub folder or repo id (safetensors weights, config and prompt table;
+  read by ``net/hub.py``).
 
 Loading is strict: a missing or unexpected key or a shape mismatch is an error that lists them.
 (The authors' loader silently skips mismatched keys and evaluates a half-random network.)
@@ -41,7 +43,7 @@ class Checkpoint:
     """What a checkpoint file holds, normalised.
 
     state_dict:   the network's tensors under the authors' bare key names.
-    format:       'authors', 'lightning' or 'state_dict'.
+    format:       'authors', 'lightning', 'state_dict' or 'hub'.
     model_config: DFPIRConfig fields (this project's checkpoints), else None (the paper's config).
     prompt_table: the prompt table the network was trained with (this project's checkpoints), else None.
     epoch:        the epoch recorded in the file, if any.
@@ -117,7 +119,12 @@ def _unreadable(path: Path, err: Exception) -> str:
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint file of any supported format (see module docstring); CheckpointError if it is not one."""
+    """Read a checkpoint of any supported format (see module docstring): a file, a Hub folder or a repo id;
+    CheckpointError if it is not one."""
+    from net.hub import is_hub_reference, read_hub_checkpoint  # net.hub builds on this module
+
+    if is_hub_reference(path):
+        return read_hub_checkpoint(path)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else
