@@ -1,7 +1,7 @@
 """Restore your own images with a DFPIR checkpoint.
 
     python demo.py --ckpt CHECKPOINT --degradation noise25 --input photo.jpg [--output_dir restored/]
-    python demo.py --ckpt CHECKPOINT --degradation rain --input folder/ --tile 512
+    python demo.py --ckpt CHECKPOINT --degradation rain --input folder/ --tile 512 --compare
 
 Any image size works: the image is padded to a multiple of 8 and the output cropped back, so the
 restored PNG has the input's size. ``--tile`` bounds memory on large images. The demo never writes
@@ -24,6 +24,7 @@ from engine.common import TILE_HINT, accelerator, is_out_of_memory, prompt_table
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import DFPIR, PRESETS
 from net.prompts import BACKENDS, PROMPT_SETS, load_prompt_file, prompt_list
+from utils.figures import FigureRow, Panel, comparison_figure
 from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
 from utils.tasks import TASKS
 from utils.tiling import restore_image
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--degradation", required=True, choices=list(DEGRADATIONS), help="what to remove")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output_dir", default="restored", help="where restored PNGs are written")
+    parser.add_argument("--compare", action="store_true",
+                        help="also write <name>_compare.png: the input and its restoration side by side")
     parser.add_argument("--tile", type=int, default=None, help="tile size (a multiple of 8); default: whole image")
     parser.add_argument("--tile_overlap", type=int, default=32)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -72,7 +75,12 @@ def input_images(path: Path) -> list[Path]:
     raise UsageError(f"--input {path} does not exist")
 
 
-def output_problems(images: list[Path], out_dir: Path) -> list[str]:
+def output_names(image: Path, compare: bool = False) -> list[str]:
+    """The files the demo writes for one input image (``--compare`` adds the side-by-side figure)."""
+    return [f"{image.stem}.png"] + ([f"{image.stem}_compare.png"] if compare else [])
+
+
+def output_problems(images: list[Path], out_dir: Path, compare: bool = False) -> list[str]:
     """Refusals before anything is written: outputs among the inputs, and two inputs with one output."""
     if any(same_file(folder, out_dir) for folder in {image.parent for image in images}):
         return [f"--output_dir {out_dir} is the folder of the input images: the restored PNGs would replace or "
@@ -80,7 +88,8 @@ def output_problems(images: list[Path], out_dir: Path) -> list[str]:
     problems = []
     by_output: dict[Path, list[Path]] = {}
     for image in images:
-        by_output.setdefault(out_dir / f"{image.stem}.png", []).append(image)
+        for name in output_names(image, compare):
+            by_output.setdefault(out_dir / name, []).append(image)
     for output, sources in by_output.items():
         if len(sources) > 1:
             problems.append(f"{' and '.join(map(str, sources))} would all be written to {output}; rename all but "
@@ -99,7 +108,7 @@ def _preflight(args) -> tuple[list[Path], Checkpoint]:
     if not args.skip_errors:  # headers only here; --skip_errors skips unreadable images as it meets them
         for image in images:
             checks.run(image_size, image)
-    checks.add(output_problems(images, Path(args.output_dir)))
+    checks.add(output_problems(images, Path(args.output_dir), args.compare))
     checks.add(writable_dir(args.output_dir, "output_dir"))
     checks.raise_if_any()
     return images, checkpoint
@@ -138,8 +147,15 @@ def run(argv: list[str] | None) -> int:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        write_png(out_dir / f"{path.stem}.png", restored[0].permute(1, 2, 0).cpu().numpy())
-    print(f"wrote {len(images) - len(skipped)} image(s) to {out_dir}/ (prompts: {table.source})")
+        restored = restored[0].permute(1, 2, 0).cpu().numpy()
+        restored_name, *compare_name = output_names(path, args.compare)
+        write_png(out_dir / restored_name, restored)
+        if compare_name:
+            row = FigureRow(path.name, [Panel(img[0].permute(1, 2, 0).cpu().numpy(), "input"),
+                                        Panel(restored, f"restored ({args.degradation})")])
+            comparison_figure([row], crop=None).save(out_dir / compare_name[0])
+    compared = " with side-by-side <name>_compare.png" if args.compare else ""
+    print(f"wrote {len(images) - len(skipped)} image(s){compared} to {out_dir}/ (prompts: {table.source})")
     if skipped:
         print(f"skipped {len(skipped)} image(s) (--skip_errors):\n" + "\n".join(f"  - {s}" for s in skipped),
               file=sys.stderr)

@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
 from engine.checks import Preflight, flag_problems, writable_dir
 from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, run_cli
+from engine.compare import write_comparisons
 from engine.module import RestorationModule
 from engine.report import with_average, write_results
 from engine.scoring import EvalOptions
@@ -58,14 +60,17 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     trainer = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
                         enable_checkpointing=False, enable_model_summary=False)
     title = f"DFPIR {setting}: {Path(args.ckpt).name}"
+    device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
     scored: dict[str, dict[str, float]] = {}
+    figures: dict[str, str] = {}
     for task, loader in zip(tasks, eval_loaders(tasks, paths, args.num_workers), strict=True):
         trainer.test(module, dataloaders=loader, verbose=False)
         scored[task] = module.eval_results[task]
-        markdown = write_results(output, with_average(scored), setting, title)  # kept if a later task fails
+        figures.update(write_comparisons(module, [loader.dataset], module.eval_records, output, device))
+        markdown = write_results(output, with_average(scored), setting, title, figures)  # kept if a later task fails
 
     print("\n" + markdown)
-    print(f"results: {output / 'results.json'}, {output / 'results.md'}"
+    print(f"results: {output / 'results.json'}, {output / 'results.md'}; figures: {output}/compare_<task>.png"
           + ("" if args.no_save_images else f"; restored images: {output}/<task>/"))
     return 0
 

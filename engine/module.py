@@ -16,7 +16,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from engine.scoring import EvalOptions, Results, Scorer, eager_if_compiled
+from engine.scoring import EvalOptions, ImageRecord, Results, Scorer, eager_if_compiled
 from net.checkpoint import EXTRA_KEY
 from net.dfpir import DFPIR
 from net.prompts import PromptTable
@@ -48,6 +48,7 @@ class RestorationModule(L.LightningModule):
         self.eval_tasks = list(eval_tasks or [])
         self.eval_options = EvalOptions()
         self.eval_results: Results = {}
+        self.eval_records: list[ImageRecord] = []  # every image of the last evaluation, sorted by (task, name)
         self._scorer: Scorer | None = None
 
     # ----------------------------------------------------------------------------- network
@@ -89,16 +90,21 @@ class RestorationModule(L.LightningModule):
         }
 
     # ----------------------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: dict) -> None:
+    def restore_for_scoring(self, img: torch.Tensor, de_id: torch.Tensor) -> torch.Tensor:
+        """What the protocol scores: ``restore`` run eagerly (``eager_if_compiled``), float32, clipped to [0, 1]."""
         with eager_if_compiled():
-            restored = self.restore(batch["degraded"], batch["de_id"]).float().clamp(0, 1)
+            return self.restore(img, de_id).float().clamp(0, 1)
+
+    def _evaluate(self, batch: dict) -> None:
+        restored = self.restore_for_scoring(batch["degraded"], batch["de_id"])
         if self._scorer is None:
             self._scorer = Scorer(self.eval_options.save_dir)
         self._scorer.add(restored, batch["clean"], batch["task"], batch["name"])
 
     def _finish_evaluation(self) -> Results:
-        scorer, self._scorer = self._scorer, None
-        self.eval_results = (scorer or Scorer()).finish(self.eval_tasks)  # a collective: every process calls it
+        scorer, self._scorer = self._scorer or Scorer(), None
+        self.eval_results = scorer.finish(self.eval_tasks)  # a collective: every process calls it
+        self.eval_records = scorer.records
         return self.eval_results
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:

@@ -62,11 +62,21 @@ def with_average(results: dict[str, dict[str, float]]) -> dict[str, dict[str, fl
     return {**{t: v for t, v in results.items() if t != "average"}, "average": average}
 
 
-def write_results(output_dir: str | Path, results: dict[str, dict[str, float]], setting: str, title: str) -> str:
-    """Write output_dir/results.json and output_dir/results.md; return the markdown."""
+def figure_section(figures: dict[str, str]) -> str:
+    """Markdown embedding each task's comparison figure ({task: file name relative to results.md})."""
+    if not figures:
+        return ""
+    shown = "\n\n".join(f"![{TASKS[t].test_set}: best, median and worst image]({name})" for t, name in figures.items())
+    return f"\n### Best, median and worst image of each test set\n\n{shown}\n"
+
+
+def write_results(output_dir: str | Path, results: dict[str, dict[str, float]], setting: str, title: str,
+                  figures: dict[str, str] | None = None) -> str:
+    """Write output_dir/results.json and output_dir/results.md (embedding ``figures``); return the markdown."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = f"## {title}\n\nPSNR (dB) / SSIM. {image_counts(results)}.\n\n{results_table(results, setting)}\n"
+    markdown += figure_section(figures or {})
     (output_dir / "results.md").write_text(markdown)
     return markdown

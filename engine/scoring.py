@@ -105,6 +105,7 @@ class Scorer:
         self._records: list[ImageRecord] = []
         self._pending: deque[Future[ImageRecord]] = deque()
         self._thread: ThreadPoolExecutor | None = None
+        self.records: list[ImageRecord] = []  # after finish: every process's records, sorted by (task, name)
 
     def add(self, restored: torch.Tensor, clean: torch.Tensor, tasks: list[str], names: list[str]) -> None:
         """restored, clean: (B, 3, H, W) in [0, 1] (restored already clipped); one task and name per image."""
@@ -130,4 +131,5 @@ class Scorer:
         if self._thread is not None:
             self._thread.shutdown()
             self._thread = None
-        return summarise(gather_records(records), tasks)
+        self.records = gather_records(records)
+        return summarise(self.records, tasks)

@@ -29,6 +29,7 @@ from data.check import check_data
 from data.datamodule import DFPIRDataModule
 from engine.checks import Preflight, UsageError, flag_problems, read_resume_checkpoint, same_file, writable_dir
 from engine.common import accelerator, apply_speed_options, prompt_table_for, run_cli
+from engine.curves import CURVES_NAME, LOGS_DIR, write_curves
 from engine.module import RestorationModule
 from net.checkpoint import RUN_KEY, Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import PRESETS
@@ -238,6 +239,14 @@ def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Chec
     return resume, source, init
 
 
+def _draw_curves(ckpt_dir: Path) -> None:
+    try:
+        print(f"training curves: {write_curves(ckpt_dir)}")
+    except Exception as err:  # a picture must never turn a finished run into a failed one
+        print(f"warning: could not draw {ckpt_dir / CURVES_NAME} ({type(err).__name__}: {err}); "
+              f"try python -m engine.curves --ckpt_dir {ckpt_dir}", file=sys.stderr)
+
+
 def _run_data_check(args, paths) -> list[str]:
     # Only the first process of a node checks (DDP launches the script again on the other ranks).
     if os.environ.get("LOCAL_RANK", "0") != "0":
@@ -290,7 +299,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
                             auto_insert_metric_name=False),
             ValidateAtEpochEnd(args.val_every),
         ]
-    logger = (TensorBoardLogger if args.logger == "tensorboard" else CSVLogger)(ckpt_dir, name="logs")
+    logger = (TensorBoardLogger if args.logger == "tensorboard" else CSVLogger)(ckpt_dir, name=LOGS_DIR)
     devices = parse_devices(args.devices)
     multi_process = args.num_nodes > 1 or devices == "auto" or (isinstance(devices, int) and devices > 1)
     trainer = L.Trainer(
@@ -324,6 +333,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         raise
     if trainer.is_global_zero:
         print(f"checkpoints: {ckpt_dir}/ (last: {ckpt_dir / LAST})")
+        _draw_curves(ckpt_dir)
     return 0
 
 

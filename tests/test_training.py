@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from engine.evaluate import main as evaluate_main
 from engine.train import main as train_main
@@ -38,6 +39,7 @@ def test_train_then_evaluate_last_checkpoint_without_a_prompt_source(data_root, 
     assert "offline" in last.prompt_table.source and last.prompt_table.embeddings.shape == (7, 512)
     best = list(ckpt_dir.glob("best-*.ckpt"))
     assert len(best) == 1 and "psnr" in best[0].name
+    assert Image.open(ckpt_dir / "curves.png").size[0] > 0  # drawn from the run's metrics.csv
 
     out = tmp_path / "eval"
     # No --prompt_embeddings / --prompt_backend: the table must come from the checkpoint.
@@ -54,6 +56,8 @@ def test_train_then_evaluate_last_checkpoint_without_a_prompt_source(data_root, 
     assert set(results["average"]) == {"psnr", "ssim"} and results["average"]["psnr"] == pytest.approx(mean)
     table = (out / "results.md").read_text()
     assert "31.47 / 0.893" in table and "this run" in table  # published CBSD68 s25 beside ours
+    for task in ("denoise_25", "derain", "dehaze"):  # best, median and worst of 4 images: 3 rows
+        assert f"(compare_{task}.png)" in table and Image.open(out / f"compare_{task}.png").size[1] > 3 * 192
     assert "this run" in capsys.readouterr().out
 
 
