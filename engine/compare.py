@@ -51,9 +51,9 @@ def example_row(rank: str, record: ImageRecord, degraded: torch.Tensor, restored
         title=f"{rank}: {record.name}",
         note=note,
         panels=[
-            Panel(tensor_to_image(degraded), f"input  {input_psnr:.2f} dB / {input_ssim:.4f}"),
-            Panel(tensor_to_image(restored), f"DFPIR  {record.psnr:.2f} dB / {record.ssim:.4f}"),
-            Panel(tensor_to_image(clean), "ground truth"),
+            Panel(tensor_to_image(degraded), f"input\n{input_psnr:.2f} dB / {input_ssim:.4f}"),
+            Panel(tensor_to_image(restored), f"DFPIR\n{record.psnr:.2f} dB / {record.ssim:.4f}"),
+            Panel(tensor_to_image(clean), "ground truth\nPSNR / SSIM"),
         ],
     )
 

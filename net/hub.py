@@ -34,6 +34,7 @@ import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import getproxies, proxy_bypass
 
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData, constants, snapshot_download
@@ -134,8 +135,12 @@ def is_hub_reference(ref: str | Path) -> bool:
 
 
 def hub_reachable(timeout: float = _REACH_TIMEOUT_S) -> bool:
-    """Whether the Hugging Face endpoint (``HF_ENDPOINT``) accepts a connection within ``timeout`` seconds."""
+    """Whether the Hugging Face endpoint (``HF_ENDPOINT``), or the proxy to it, accepts a connection
+    within ``timeout`` seconds."""
     url = urlparse(constants.ENDPOINT)
+    proxy = getproxies().get(url.scheme) or getproxies().get("all")
+    if proxy and not proxy_bypass(url.hostname or ""):
+        url = urlparse(proxy if "://" in proxy else f"http://{proxy}")
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((url.hostname, port), timeout=timeout).close()

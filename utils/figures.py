@@ -62,7 +62,8 @@ def centre_window(height: int, width: int, size: int | None = CROP) -> tuple[sli
 
 @dataclass
 class Panel:
-    """One image of a figure row: (H, W, 3) uint8 or float in [0, 1], and the caption under it."""
+    """One image of a figure row: (H, W, 3) uint8 or float in [0, 1], and the caption under it
+    (one or more lines, each shortened with an ellipsis to the panel's width)."""
 
     image: np.ndarray
     caption: str
@@ -81,7 +82,7 @@ def comparison_figure(rows: Sequence[FigureRow], title: str | None = None, crop:
     """Rows of captioned panels stacked vertically; images cropped to the same centre window per row
     (``crop`` pixels per side at most; None: whole images)."""
     title_font, row_font, caption_font = font(16), font(14), font(13)
-    line_h = _text_size("Ag", caption_font)[1] + 6
+    line_h = _text_size("Ag", caption_font)[1] + 5
     rendered: list[tuple[FigureRow, list[Image.Image]]] = []
     for row in rows:
         h, w = row.panels[0].image.shape[:2]
@@ -95,15 +96,20 @@ def comparison_figure(rows: Sequence[FigureRow], title: str | None = None, crop:
         rendered.append((row, images))
     row_title_h = _text_size("Ag", row_font)[1] + 8
     figure_title_h = _text_size("Ag", title_font)[1] + 3 * PAD if title else 0
-    width = max(sum(im.width for im in images) + PAD * (len(images) + 1) for _, images in rendered)
-    height = figure_title_h + sum(row_title_h + images[0].height + line_h + PAD for _, images in rendered) + PAD
+    caption_h = [line_h * max(p.caption.count("\n") + 1 for p in row.panels) + 4 for row, _ in rendered]
+    width = max(
+        *(sum(im.width for im in images) + PAD * (len(images) + 1) for _, images in rendered),
+        *(_text_size(row.title + "  " + (row.note or ""), row_font)[0] + 2 * PAD for row, _ in rendered),
+        _text_size(title, title_font)[0] + 2 * PAD if title else 0,
+    )
+    height = figure_title_h + sum(row_title_h + images[0].height + PAD for _, images in rendered) + sum(caption_h) + PAD
     figure = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(figure)
     y = PAD
     if title:
         draw.text((PAD, y), title, fill=INK, font=title_font)
         y = figure_title_h
-    for row, images in rendered:
+    for (row, images), row_caption_h in zip(rendered, caption_h, strict=True):
         draw.text((PAD, y), row.title, fill=INK, font=row_font)
         if row.note:
             draw.text((PAD + _text_size(row.title + "  ", row_font)[0], y), row.note, fill=PALETTE[1], font=row_font)
@@ -111,10 +117,11 @@ def comparison_figure(rows: Sequence[FigureRow], title: str | None = None, crop:
         x = PAD
         for panel, image in zip(row.panels, images, strict=True):
             figure.paste(image, (x, y))
-            draw.text((x, y + image.height + 3), _fit(panel.caption, image.width, caption_font), fill=INK,
-                      font=caption_font)
+            for i, line in enumerate(panel.caption.split("\n")):
+                draw.text((x, y + image.height + 3 + i * line_h), _fit(line, image.width, caption_font), fill=INK,
+                          font=caption_font)
             x += image.width + PAD
-        y += images[0].height + line_h + PAD
+        y += images[0].height + row_caption_h + PAD
     return figure
 
 
