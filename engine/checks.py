@@ -146,7 +146,7 @@ def read_resume_checkpoint(path: Path) -> Checkpoint:
     checkpoint = read_checkpoint(path)
     if checkpoint.resume_problem is not None:
         kind = {"authors": "an authors' weights file", "state_dict": "a bare state dict",
-                "lightning": "a Lightning checkpoint"}[checkpoint.format]
+                "lightning": "a Lightning checkpoint", "hub": "a Hub model (weights only)"}[checkpoint.format]
         raise CheckpointError(f"--resume {path}: {kind} that cannot be resumed: {checkpoint.resume_problem}. To start "
                               f"a new run from its weights use --init_from {path} (and another --ckpt_dir)")
     return checkpoint
