@@ -175,3 +175,28 @@ def test_a_test_script_runs_on_a_hub_folder_and_scores_like_the_original(authors
     assert evaluate_main("3D", ["--ckpt", "nobody/dfpir-none", "--output_path", str(tmp_path / "c"), *common]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: nobody/dfpir-none is not a local file or folder") and "Traceback" not in err
+
+
+def test_convert_and_push_uploads_the_folder_with_its_figures(authors_files, tmp_path, monkeypatch, capsys):
+    import net.hub
+
+    ckpt, prompts, _ = authors_files
+    results = tmp_path / "eval" / "results.md"
+    results.parent.mkdir()
+    results.write_text("| this run | 30.00 / 0.9000 |\n\n![derain](compare_derain.png)\n")
+    (results.parent / "compare_derain.png").write_bytes(b"png")
+    calls = {}
+    monkeypatch.setattr(net.hub, "hub_reachable", lambda: True)
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: type("Repo", (), {"repo_id": repo_id}))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, *, repo_id, folder_path, **kw: calls.update(
+        repo=repo_id, files=sorted(p.name for p in Path(folder_path).iterdir())))
+    _convert(ckpt, tmp_path / "hub", "--model", "tiny", "--prompt_embeddings", str(prompts), "--results", str(results),
+             "--push_to_hub", "someone/dfpir-tiny")
+    assert calls == {"repo": "someone/dfpir-tiny", "files": ["README.md", "compare_derain.png", "config.json",
+                                                             "model.safetensors", "prompt_table.safetensors"]}
+    assert "pushed to" in capsys.readouterr().out
+
+    monkeypatch.setattr(net.hub, "hub_reachable", lambda: False)
+    assert hub_main(["--ckpt", str(tmp_path / "hub"), "--out", str(tmp_path / "again"),
+                     "--push_to_hub", "someone/dfpir-tiny"]) == 2
+    assert "hf upload someone/dfpir-tiny" in capsys.readouterr().err
