@@ -15,7 +15,7 @@ from engine.checks import USER_ERRORS, UsageError
 from engine.module import RestorationModule
 from net.checkpoint import Checkpoint
 from net.prompts import PromptTable, build_prompt_table
-from net.speed import prepare_for_speed
+from net.speed import prepare_for_speed, use_compile_cache
 
 
 def accelerator(device: str) -> str:
@@ -45,8 +45,12 @@ def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, ta
 
 
 def apply_speed_options(module: RestorationModule, args: argparse.Namespace) -> RestorationModule:
-    """The network's fast path, channels_last and torch.compile (``net/speed.py``; same function)."""
-    prepare_for_speed(module.net, channels_last=args.channels_last, compile=getattr(args, "compile", False))
+    """The network's fast path and channels_last (``net/speed.py``; same function); with ``--compile``
+    (training), the whole training step compiled (``RestorationModule.compile_training``)."""
+    prepare_for_speed(module.net, channels_last=args.channels_last)
+    if getattr(args, "compile", False):
+        use_compile_cache()
+        module.compile_training()
     return module
 
 

@@ -1,15 +1,15 @@
 """The evaluation protocol's bookkeeping, reusable by any LightningModule (spec section 4).
 
 A :class:`Scorer` takes restored images as a validation/test loop produces them, computes
-PSNR/SSIM per image (``utils/metrics.py``) on a background thread so the CPU-bound metrics overlap
-the next image's forward on the GPU, optionally writes the restored PNGs, and at the end gathers
+PSNR/SSIM per image (``utils/metrics.py``: on a GPU where the images are, on a CPU with
+scikit-image on a background thread, overlapping the next image's forward), optionally writes the
+restored PNGs (on that thread), and at the end gathers
 the per-image records of every DDP process, so the numbers equal a single-process run:
 the mean per test set, and the average over the test sets (:func:`summarise`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from utils.image_io import write_png
-from utils.metrics import image_metrics
+from utils.metrics import device_image_metrics, image_metrics
 
 MAX_PENDING_IMAGES = 8  # restored images waiting for their metrics on the scoring thread
 
@@ -48,13 +48,6 @@ class ImageRecord:
     name: str
     psnr: float
     ssim: float
-
-
-def eager_if_compiled():
-    """Evaluation images differ in size: a compiled network (``--compile``) would recompile for each
-    new size, so evaluation runs it eagerly (torch >= 2.6; older releases recompile)."""
-    set_stance = getattr(torch.compiler, "set_stance", None)
-    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
 
 
 def summarise(records: list[ImageRecord], tasks: list[str]) -> Results:
@@ -108,18 +101,31 @@ class Scorer:
         self.records: list[ImageRecord] = []  # after finish: every process's records, sorted by (task, name)
 
     def add(self, restored: torch.Tensor, clean: torch.Tensor, tasks: list[str], names: list[str]) -> None:
-        """restored, clean: (B, 3, H, W) in [0, 1] (restored already clipped); one task and name per image."""
-        restored, clean = restored.float().cpu(), clean.float().cpu()
+        """restored, clean: (B, 3, H, W) in [0, 1] (restored already clipped); one task and name per image.
+
+        CUDA tensors are scored on the GPU (``device_image_metrics``, equal to scikit-image's), which
+        keeps validation short; CPU tensors with scikit-image itself, on the scoring thread.
+        """
+        on_gpu = restored.is_cuda
+        if on_gpu:
+            scores = [device_image_metrics(r, c) for r, c in zip(restored, clean.to(restored.device))]
+        else:
+            scores = [None] * len(restored)
+            restored, clean = restored.float().cpu(), clean.float().cpu()
+        if on_gpu and self.save_dir is not None:
+            restored = restored.float().cpu()
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfpir-metrics")
         for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
-            self._pending.append(self._thread.submit(self._score, task, name, restored[i], clean[i]))
+            self._pending.append(self._thread.submit(self._score, task, name, restored[i], clean[i], scores[i]))
         while len(self._pending) > MAX_PENDING_IMAGES:  # bound the images held in memory
             self._records.append(self._pending.popleft().result())
 
-    def _score(self, task: str, name: str, restored: torch.Tensor, clean: torch.Tensor) -> ImageRecord:
-        """Metrics (and the PNG) of one image, (3, H, W) on the CPU; runs on the scoring thread."""
-        psnr, ssim = image_metrics(restored, clean)
+    def _score(self, task: str, name: str, restored: torch.Tensor, clean: torch.Tensor,
+               scores: tuple[float, float] | None) -> ImageRecord:
+        """The metrics (unless already computed: ``scores``) and the PNG of one (3, H, W) image; runs
+        on the scoring thread."""
+        psnr, ssim = scores if scores is not None else image_metrics(restored, clean)
         if self.save_dir is not None:
             write_png(Path(self.save_dir) / task / f"{name}.png", restored.permute(1, 2, 0).numpy())
         return ImageRecord(task, name, psnr, ssim)

@@ -111,34 +111,115 @@ class ValidateAtEpochEnd(Callback):
             connector._first_loop_iter = first_loop_iter
 
 
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar with the loss of the step it refreshes at. Reading the loss waits for
+    the GPU (a host synchronisation), so on a GPU the bar refreshes every ``GPU_REFRESH_STEPS`` steps
+    and the steps in between run without a pause; on a CPU, where waiting costs nothing, every step."""
+
+    GPU_REFRESH_STEPS = 20
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if trainer.strategy.root_device.type == "cuda":
+            self._refresh_rate = self.GPU_REFRESH_STEPS
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        loss = trainer.callback_metrics.get("loss")
+        if loss is not None and trainer.training:
+            metrics["loss"] = f"{loss.item():.4g}"
+        return metrics
+
+
+class _Clock:
+    """Time points of the work queued so far: CUDA events on a GPU (recording one does not wait for
+    the GPU), the host clock otherwise."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def now(self):
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds(self, start, end) -> float:
+        if not self.cuda:
+            return end - start
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
+
+
 class RunSummary(Callback):
-    """Prints the training speed (after a warm-up) and the peak memory when training ends."""
+    """Prints, when training ends, the training speed (after a warm-up, validation excluded), the
+    first step's time (on ``--compile``: the compilation), the validation time and the peak memory."""
 
     WARMUP_STEPS = 10
 
     def __init__(self):
-        self.start: tuple[int, float] | None = None
-        self.end: tuple[int, float] | None = None
+        self.clock: _Clock | None = None
+        self.first_step: list = []  # [start, end] time points of the run's first step
+        self.start: tuple[int, object] | None = None
+        self.end: tuple[int, object] | None = None
+        self.validation_seconds: list[float] = []
+        self.excluded_seconds = 0.0  # validation time between start and end: not training
+        self._unaccounted = 0.0  # validation time since the last step
+        self._validation_start = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.clock = _Clock(pl_module.device)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self.first_step:
+            self.first_step.append(self.clock.now())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        # No explicit CUDA sync needed: the progress bar reads the loss (.item()) after every step.
-        now = (trainer.global_step, time.perf_counter())
+        now = (trainer.global_step, self.clock.now())
+        if len(self.first_step) == 1:
+            self.first_step.append(now[1])
         if self.start is None and batch_idx + 1 >= self.WARMUP_STEPS:
             self.start = now
+        elif self.start is not None:
+            self.excluded_seconds += self._unaccounted
+        self._unaccounted = 0.0
         self.end = now
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero or self.start is None or self.end[0] <= self.start[0]:
-            return
-        steps, seconds = self.end[0] - self.start[0], self.end[1] - self.start[1]
-        rate = steps / seconds
+    def on_validation_start(self, trainer, pl_module) -> None:
         if pl_module.device.type == "cuda":
-            memory = f"peak GPU memory {torch.cuda.max_memory_allocated(pl_module.device) / 2**30:.2f} GiB"
+            torch.cuda.synchronize(pl_module.device)  # the training steps queued so far are not validation
+        self._validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        seconds = time.perf_counter() - self._validation_start
+        self.validation_seconds.append(seconds)
+        self._unaccounted += seconds
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or len(self.first_step) < 2:
+            return
+        parts = [f"first step {self.clock.seconds(*self.first_step):.1f} s"
+                 + (" (compilation included)" if pl_module.compiled_training else "")]
+        rate = None
+        if self.start is not None and self.end[0] > self.start[0]:
+            steps = self.end[0] - self.start[0]
+            rate = steps / (self.clock.seconds(self.start[1], self.end[1]) - self.excluded_seconds)
+            epoch_hours = trainer.num_training_batches / rate / 3600
+            parts.insert(0, f"{rate:.2f} steps/s, {1000 / rate:.1f} ms/step over steps {self.start[0]}-"
+                            f"{self.end[0]} ({epoch_hours:.2f} h per epoch of {trainer.num_training_batches} steps)")
+        if self.validation_seconds:
+            mean = sum(self.validation_seconds) / len(self.validation_seconds)
+            text = f"validation {mean:.1f} s ({len(self.validation_seconds)} run(s))"
+            every = trainer.val_check_interval
+            if rate is not None and isinstance(every, int):
+                text += f" = {100 * mean * rate / every:.1f}% of the training time of the {every} steps between two"
+            parts.append(text)
+        if pl_module.device.type == "cuda":
+            parts.append(f"peak GPU memory {torch.cuda.max_memory_allocated(pl_module.device) / 2**30:.2f} GiB")
         else:
-            memory = f"peak process memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
-        epoch_hours = trainer.num_training_batches / rate / 3600
-        print(f"speed: {rate:.2f} steps/s over steps {self.start[0]}-{self.end[0]} "
-              f"({epoch_hours:.2f} h per epoch of {trainer.num_training_batches} steps); {memory}")
+            parts.append(f"peak process memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        print("speed: " + "; ".join(parts))
 
 
 def _resume_path(args) -> Path | None:
@@ -290,7 +371,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         last,
         RecordRunConfig(run_config(args, setting)),
         LearningRateMonitor(logging_interval="epoch"),
-        TQDMProgressBar(refresh_rate=1),
+        ProgressBar(),
     ]
     if args.val_every:
         callbacks += [

@@ -3,6 +3,10 @@
 - ``prepare_for_speed``: the model-side options, one call used by the training/evaluation code and
   by ``benchmarks/benchmark.py`` alike, so that what the benchmark measures is what users get.
 - ``tune_glibc_malloc``: a process-wide allocator setting for CPU runs (opt-in, see its docstring).
+- ``use_compile_cache``: where compiled graphs are kept, so later runs and resumes skip compiling.
+
+Training with ``--compile`` compiles the whole training step instead
+(``DFPIRModule.compile_training``); the per-block compilation below serves inference benchmarks.
 
 Mixed precision is not a model option: wrap the forward in ``torch.autocast``. Unlike everything
 here it changes the function (spec section 6), which is why it is a training choice
@@ -12,7 +16,9 @@ here it changes the function (spec section 6), which is why it is a training cho
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -22,6 +28,8 @@ from net.dgpb import DGPB
 
 COMPILED_BLOCKS = (TransformerBlock, DGPB)  # the repeated units that prepare_for_speed compiles
 COMPILED_GRAPHS_PER_BLOCK = 64  # e.g. 5 block shapes x (training, inference) x 2 precisions x 3 image sizes
+
+COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 # glibc's mallopt parameters (malloc.h) and the largest value its int argument takes.
 _M_TRIM_THRESHOLD = -1
@@ -64,6 +72,21 @@ def prepare_for_speed(
             if isinstance(module, COMPILED_BLOCKS):
                 module.compile(mode=compile_mode, dynamic=False)
     return model
+
+
+def use_compile_cache() -> Path:
+    """Keep torch.compile's artefacts where later runs and resumes on this machine find them.
+
+    Inductor caches compiled graphs (FX graph and AOTAutograd caches) and kernel autotuning
+    results on disk, keyed by the graph, the torch version and the device, under
+    ``$TORCHINDUCTOR_CACHE_DIR``; by default that is ``/tmp/torchinductor_<user>``, which many
+    clusters wipe after every job. Unless the variable is set, this points it at
+    ``$XDG_CACHE_HOME/dfpir/inductor`` (``~/.cache/dfpir/inductor``), so a run with the same
+    network, batch, patch and precision loads its compiled step in seconds instead of compiling
+    again. Call before the first compilation; returns the folder in use.
+    """
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dfpir" / "inductor"
+    return Path(os.environ.setdefault(COMPILE_CACHE_ENV, str(default)))
 
 
 def tune_glibc_malloc() -> bool:

@@ -181,3 +181,65 @@ def test_a_checkpoint_written_before_the_engine_move_still_loads_evaluates_and_r
     assert read_checkpoint(ckpt_dir / "last.ckpt").prompt_table.source == "synthetic fixture"
     assert not torch.equal(resumed["state_dict"]["net.output.weight"],
                            torch.load(LEGACY_CKPT, weights_only=True)["state_dict"]["net.output.weight"])
+
+
+def _compile_with(monkeypatch, backend) -> list:
+    """Make the training's torch.compile use ``backend``; returns the list of graphs it compiled."""
+    graphs = []
+    real_compile = torch.compile
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return backend(gm, example_inputs) if callable(backend) else torch._dynamo.lookup_backend(backend)(
+            gm, example_inputs)
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: real_compile(fn, **{**options, "backend": counting_backend}))
+    return graphs
+
+
+def test_compiled_training_is_one_graph_resumes_exactly_and_evaluates(data_root, tmp_path, monkeypatch):
+    """--compile: the whole training forward is one graph (no graph break), last.ckpt keeps the released
+    key names, an interrupted compiled run resumes to the weights of an uninterrupted one, and the
+    checkpoint evaluates. Inductor's code generation is replaced by aot_eager here (compiling C++
+    kernels takes minutes on 2 cores); DFPIR_SLOW_TESTS=1 runs the same with Inductor."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    slow = bool(os.environ.get("DFPIR_SLOW_TESTS"))
+    graphs = _compile_with(monkeypatch, "inductor" if slow else "aot_eager")
+    common = ("--de_type", "dehaze", "--val_every", "0", "--lr", "1e-3", "--compile")
+    try:
+        _train(data_root, tmp_path / "straight", *common, "--max_steps", "5")
+        assert len(graphs) == 1, f"{len(graphs)} graphs: the training step has graph breaks"
+        _train(data_root, tmp_path / "resumed", *common, "--max_steps", "3")
+        _train(data_root, tmp_path / "resumed", *common, "--max_steps", "5", "--resume", "auto")
+    finally:
+        torch._dynamo.reset()
+    straight, resumed = _weights(tmp_path / "straight" / "last.ckpt"), _weights(tmp_path / "resumed" / "last.ckpt")
+    from net.dfpir import DFPIR
+
+    assert list(straight) == list(DFPIR.tiny().state_dict())  # no "_orig_mod." or other prefix
+    changed = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    assert not changed, f"{len(changed)} tensors differ, e.g. {changed[:3]}"
+    out = tmp_path / "eval"
+    argv = ["--ckpt", str(tmp_path / "resumed" / "last.ckpt"), "--data_root", str(data_root), "--output_path",
+            str(out), "--device", "cpu", "--num_workers", "0", "--tasks", "dehaze", "--no_save_images"]
+    assert evaluate_main("3D", argv) == 0
+    assert json.loads((out / "results.json").read_text())["dehaze"]["n"] == 4
+
+
+def test_adam_is_foreach_on_cpu_and_follows_the_device_after_a_resume():
+    from types import SimpleNamespace
+
+    from net.dfpir import DFPIR
+    from net.module import DFPIRModule
+    from net.prompts import PromptTable
+
+    table = PromptTable(["a"], torch.zeros(1, 512), "test")
+    module = DFPIRModule(DFPIR.tiny().config.to_dict(), table.to_dict())
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert optimizer.param_groups[0]["foreach"] is True and not optimizer.param_groups[0]["fused"]
+    state = optimizer.state_dict()
+    state["param_groups"][0].update(fused=True, foreach=None)  # saved by a CUDA run
+    optimizer.load_state_dict(state)
+    module._trainer = SimpleNamespace(optimizers=[optimizer])
+    module.on_train_start()
+    assert optimizer.param_groups[0]["foreach"] is True and not optimizer.param_groups[0]["fused"]
