@@ -108,7 +108,7 @@ class Scorer:
         """
         on_gpu = restored.is_cuda
         if on_gpu:
-            scores = [device_image_metrics(r, c) for r, c in zip(restored, clean.to(restored.device))]
+            scores = [device_image_metrics(r, c) for r, c in zip(restored, clean.to(restored.device), strict=True)]
         else:
             scores = [None] * len(restored)
             restored, clean = restored.float().cpu(), clean.float().cpu()

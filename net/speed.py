@@ -6,7 +6,7 @@
 - ``use_compile_cache``: where compiled graphs are kept, so later runs and resumes skip compiling.
 
 Training with ``--compile`` compiles the whole training step instead
-(``DFPIRModule.compile_training``); the per-block compilation below serves inference benchmarks.
+(``engine.module.RestorationModule.compile_training``); the per-block compilation below serves inference benchmarks.
 
 Mixed precision is not a model option: wrap the forward in ``torch.autocast``. Unlike everything
 here it changes the function (spec section 6), which is why it is a training choice

@@ -193,7 +193,10 @@ def _compile_with(monkeypatch, backend) -> list:
         return backend(gm, example_inputs) if callable(backend) else torch._dynamo.lookup_backend(backend)(
             gm, example_inputs)
 
-    monkeypatch.setattr(torch, "compile", lambda fn, **options: real_compile(fn, **{**options, "backend": counting_backend}))
+    def compile_with_backend(fn, **options):
+        return real_compile(fn, **{**options, "backend": counting_backend})
+
+    monkeypatch.setattr(torch, "compile", compile_with_backend)
     return graphs
 
 
@@ -229,12 +232,12 @@ def test_compiled_training_is_one_graph_resumes_exactly_and_evaluates(data_root,
 def test_adam_is_foreach_on_cpu_and_follows_the_device_after_a_resume():
     from types import SimpleNamespace
 
+    from engine.module import RestorationModule
     from net.dfpir import DFPIR
-    from net.module import DFPIRModule
     from net.prompts import PromptTable
 
     table = PromptTable(["a"], torch.zeros(1, 512), "test")
-    module = DFPIRModule(DFPIR.tiny().config.to_dict(), table.to_dict())
+    module = RestorationModule(DFPIR.tiny().config.to_dict(), table.to_dict())
     optimizer = module.configure_optimizers()["optimizer"]
     assert optimizer.param_groups[0]["foreach"] is True and not optimizer.param_groups[0]["fused"]
     state = optimizer.state_dict()
