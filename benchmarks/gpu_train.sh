@@ -1,33 +1,85 @@
 #!/usr/bin/env bash
-# GPU check of the training run (issue 4): a few hundred steps of the paper-size network at batch 5 x 128
-# on the stand-in data, with the real training entry point. Each run prints "speed: ... steps/s ...;
-# peak GPU memory ..." at its end. Usage: bash benchmarks/gpu_train.sh PROMPT_FILE [STEPS]
-# Writes the logs to $OUT (default /tmp/dfpir_gpu) and a summary to $OUT/train_summary.txt.
-# RUNS picks the runs (default: "bf16 fp32 bf16_compile").
+# Issue 9's GPU measurements in one prepared run (about 8 minutes on an H100/H200, compilation
+# included; no internet). Usage, from the repository root:
+#     OUT=results bash benchmarks/gpu_train.sh
+#     DEVICE=cpu QUICK=1 bash benchmarks/gpu_train.sh     # the same steps on the CPU, tiny preset (smoke test)
+# What it runs (logs in $OUT, the summary in $OUT/train_summary.txt):
+#  1. a real-size synthetic dataset (benchmarks/bench_data.py: training sets at their real sizes, and
+#     the 3D validation sets at their real sizes and counts) and an offline prompt file;
+#  2. at the same time: the cold compilations of the two compiled configurations (they fill Inductor's
+#     cache, so the timed runs below start like a resume on the same machine) and tests/test_gpu.py
+#     (GPU SSIM against scikit-image, no host sync inside a compiled step, resume);
+#  3. one after the other, alone on the machine: the faithful eager float32 training step
+#     (benchmarks/benchmark.py, the parity path: the baseline); the real training loop
+#     (train_3D_DFPIR.py, Lightning, 16 workers) with --precision 32 (eager), bf16-mixed --compile
+#     (with one validation at the real test-set sizes) and 32 --compile; the data pipeline's rate
+#     with 0 and with all workers;
+#  4. one summary line per configuration (benchmarks/gpu_report.py).
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-python3}
-PROMPTS=${1:?give a prompt-table file (python -m net.prompts --export FILE)}
-STEPS=${2:-300}
+DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/dfpir_gpu}
-DATA=/tmp/dfpir_sample
-mkdir -p "$OUT"
+WORK=${WORK:-/tmp/dfpir_gpu_work}
+CPUS=$(nproc)
+if [ -n "${QUICK:-}" ]; then  # tiny network, tiny patches, few steps, few test images: checks the script
+    BATCH=2; NET="--model tiny --patch_size 32 --batch_size $BATCH"; BENCH="--preset tiny --quick"
+    STEPS=${STEPS:-24}; EAGER_STEPS=${EAGER_STEPS:-14}; VAL_AT=${VAL_AT:-16}; IMAGES=2; TEST_SCALE=0.01
+    WORKERS=2; DATA_SAMPLES=40
+else
+    BATCH=5; NET="--model paper --patch_size 128 --batch_size $BATCH"; BENCH="--preset paper"
+    STEPS=${STEPS:-300}; EAGER_STEPS=${EAGER_STEPS:-60}; VAL_AT=${VAL_AT:-200}; IMAGES=24; TEST_SCALE=1
+    WORKERS=${WORKERS:-$CPUS}; DATA_SAMPLES=3000
+fi
+DATA=$WORK/data
+PROMPTS=$WORK/prompts.pt
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$WORK/inductor}
+mkdir -p "$OUT" "$WORK"
+rm -rf "$WORK"/ckpt_*
+SUMMARY=$OUT/train_summary.txt
+start=$SECONDS
+stamp() { echo "[$((SECONDS - start)) s] $*"; }
 
-"$PYTHON" -m data.sample "$DATA" --overwrite --scale 5 > /dev/null  # > 500 steps per epoch: no epoch-end save inside the timing
-run() {  # name, extra flags...
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"; } \
+    | tee "$SUMMARY"
+"$PYTHON" -c "import torch, lightning, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'cudnn', torch.backends.cudnn.version(), 'lightning', lightning.__version__, 'python', platform.python_version(), \
+'cpus', $CPUS)" | tee -a "$SUMMARY"
+
+stamp "1. data and prompts"
+[ -d "$DATA/Train" ] || "$PYTHON" -m benchmarks.bench_data --root "$DATA" --images $IMAGES --test_sets \
+    --test_scale $TEST_SCALE --write_only > "$OUT/data_write.log"
+[ -f "$PROMPTS" ] || "$PYTHON" -m net.prompts --export "$PROMPTS" --prompt_backend offline > "$OUT/prompts.log" 2>&1
+
+train() {  # name, flags...: one run of the real training loop, log in $OUT/train_<name>.log
     local name=$1; shift
-    "$PYTHON" train_3D_DFPIR.py --data_root "$DATA" --prompt_embeddings "$PROMPTS" --device "${DEVICE:-cuda}" --num_workers 8 ${EXTRA_ARGS:-} \
-        --max_steps "$STEPS" --val_every 0 --ckpt_every 0 --ckpt_dir "/tmp/dfpir_ckpt_$name" --logger csv "$@" \
-        > "$OUT/train_$name.log" 2>&1
-    echo "$name ($*): $(grep -h '^speed:' "$OUT/train_$name.log")" | tee -a "$OUT/train_summary.txt"
+    "$PYTHON" train_3D_DFPIR.py --data_root "$DATA" --data_file_dir "$DATA/data_file_dir" \
+        --prompt_embeddings "$PROMPTS" --device "$DEVICE" --num_workers $WORKERS $NET --logger csv \
+        --ckpt_every 0 --ckpt_dir "$WORK/ckpt_$name" "$@" > "$OUT/train_$name.log" 2>&1
 }
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"; } | tee "$OUT/train_summary.txt"
-"$PYTHON" -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" \
-    | tee -a "$OUT/train_summary.txt"
-for name in ${RUNS:-bf16 fp32 bf16_compile}; do
-    case $name in
-        bf16) run bf16 --precision bf16-mixed ;;
-        fp32) run fp32 --precision 32 ;;
-        bf16_compile) run bf16_compile --precision bf16-mixed --compile ;;
-    esac
-done
+
+stamp "2. cold compilations (two at once) and tests/test_gpu.py"
+train warm_bf16 --precision bf16-mixed --compile --max_steps 2 --val_every 0 &
+warm_bf16=$!
+train warm_fp32 --precision 32 --compile --max_steps 2 --val_every 0 &
+warm_fp32=$!
+gpu_tests=0
+"$PYTHON" -m pytest -q tests/test_gpu.py > "$OUT/test_gpu.log" 2>&1 || gpu_tests=$?
+wait $warm_bf16
+wait $warm_fp32
+
+stamp "3. timed runs"
+"$PYTHON" benchmarks/benchmark.py --device "$DEVICE" $BENCH --cases train --precision fp32 --no-compile \
+    --warmup 3 --repeats 10 > "$OUT/faithful_step.log" 2>&1
+train eager_fp32 --precision 32 --max_steps $EAGER_STEPS --val_every 0
+train bf16_compile --precision bf16-mixed --compile --max_steps $STEPS --val_every $VAL_AT
+train fp32_compile --precision 32 --compile --max_steps $STEPS --val_every 0
+"$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers 0 --samples $((DATA_SAMPLES / 15)) \
+    > "$OUT/data_rate_one.log" 2>&1
+"$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers $WORKERS --samples $DATA_SAMPLES \
+    > "$OUT/data_rate_all.log" 2>&1
+
+stamp "4. summary"
+"$PYTHON" -m benchmarks.gpu_report "$OUT" --batch_size $BATCH | tee -a "$SUMMARY"
+echo "tests/test_gpu.py: $(tail -n 1 "$OUT/test_gpu.log") (exit $gpu_tests)" | tee -a "$SUMMARY"
+stamp "done" | tee -a "$SUMMARY"

@@ -200,7 +200,7 @@ class RunSummary(Callback):
         if not trainer.is_global_zero or len(self.first_step) < 2:
             return
         parts = [f"first step {self.clock.seconds(*self.first_step):.1f} s"
-                 + (" (compilation included)" if pl_module.compiled_training else "")]
+                 + (" (compilation included)" if getattr(pl_module, "compiled_training", False) else "")]
         rate = None
         if self.start is not None and self.end[0] > self.start[0]:
             steps = self.end[0] - self.start[0]
@@ -389,6 +389,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         num_nodes=args.num_nodes,
         strategy=DDPStrategy(find_unused_parameters=False) if multi_process else "auto",
         precision=args.precision,
+        benchmark=True,  # cuDNN picks the fastest convolution algorithms for the static training shapes
         max_epochs=args.epochs,
         max_steps=args.max_steps,
         val_check_interval=args.val_every or None,
