@@ -14,7 +14,9 @@
 #     (train_3D_DFPIR.py, Lightning, 16 workers) with --precision 32 (eager), bf16-mixed --compile
 #     (with one validation at the real test-set sizes) and 32 --compile; the data pipeline's rate
 #     with 0 and with all workers;
-#  4. one summary line per configuration (benchmarks/gpu_report.py).
+#  4. one summary line per configuration (benchmarks/gpu_report.py). A failed or missing run gives a
+#     "no result" line and the script goes on; if it is stopped early, `python -m benchmarks.gpu_report
+#     $OUT` prints the summary of what its logs hold (on any machine).
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-python3}
@@ -28,8 +30,8 @@ if [ -n "${QUICK:-}" ]; then  # tiny network, tiny patches, few steps, few test 
     WORKERS=2; DATA_SAMPLES=40
 else
     BATCH=5; NET="--model paper --patch_size 128 --batch_size $BATCH"; BENCH="--preset paper"
-    STEPS=${STEPS:-300}; EAGER_STEPS=${EAGER_STEPS:-60}; VAL_AT=${VAL_AT:-200}; IMAGES=24; TEST_SCALE=1
-    WORKERS=${WORKERS:-$CPUS}; DATA_SAMPLES=3000
+    STEPS=${STEPS:-220}; EAGER_STEPS=${EAGER_STEPS:-40}; VAL_AT=${VAL_AT:-120}; IMAGES=24; TEST_SCALE=1
+    WORKERS=${WORKERS:-$CPUS}; DATA_SAMPLES=2000
 fi
 DATA=$WORK/data
 PROMPTS=$WORK/prompts.pt
@@ -55,7 +57,8 @@ train() {  # name, flags...: one run of the real training loop, log in $OUT/trai
     local name=$1; shift
     "$PYTHON" train_3D_DFPIR.py --data_root "$DATA" --data_file_dir "$DATA/data_file_dir" \
         --prompt_embeddings "$PROMPTS" --device "$DEVICE" --num_workers $WORKERS $NET --logger csv \
-        --ckpt_every 0 --ckpt_dir "$WORK/ckpt_$name" "$@" > "$OUT/train_$name.log" 2>&1
+        --ckpt_every 0 --ckpt_dir "$WORK/ckpt_$name" "$@" > "$OUT/train_$name.log" 2>&1 \
+        || stamp "train_$name failed (exit $?): see $OUT/train_$name.log"
 }
 
 stamp "2. cold compilations (two at once) and tests/test_gpu.py"
@@ -65,19 +68,18 @@ train warm_fp32 --precision 32 --compile --max_steps 2 --val_every 0 &
 warm_fp32=$!
 gpu_tests=0
 "$PYTHON" -m pytest -q tests/test_gpu.py > "$OUT/test_gpu.log" 2>&1 || gpu_tests=$?
-wait $warm_bf16
-wait $warm_fp32
+wait $warm_bf16 $warm_fp32
 
 stamp "3. timed runs"
 "$PYTHON" benchmarks/benchmark.py --device "$DEVICE" $BENCH --cases train --precision fp32 --no-compile \
-    --warmup 3 --repeats 10 > "$OUT/faithful_step.log" 2>&1
+    --warmup 3 --repeats 10 > "$OUT/faithful_step.log" 2>&1 || stamp "benchmark.py failed: see faithful_step.log"
 train eager_fp32 --precision 32 --max_steps $EAGER_STEPS --val_every 0
 train bf16_compile --precision bf16-mixed --compile --max_steps $STEPS --val_every $VAL_AT
 train fp32_compile --precision 32 --compile --max_steps $STEPS --val_every 0
 "$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers 0 --samples $((DATA_SAMPLES / 15)) \
-    > "$OUT/data_rate_one.log" 2>&1
+    > "$OUT/data_rate_one.log" 2>&1 || stamp "bench_data.py failed: see data_rate_one.log"
 "$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers $WORKERS --samples $DATA_SAMPLES \
-    > "$OUT/data_rate_all.log" 2>&1
+    > "$OUT/data_rate_all.log" 2>&1 || stamp "bench_data.py failed: see data_rate_all.log"
 
 stamp "4. summary"
 "$PYTHON" -m benchmarks.gpu_report "$OUT" --batch_size $BATCH | tee -a "$SUMMARY"

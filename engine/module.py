@@ -116,10 +116,17 @@ class RestorationModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def on_train_start(self) -> None:
-        # A resumed optimizer takes its options from the checkpoint, which may come from another device.
+        # A resumed optimizer takes its options from the checkpoint, which may come from another device
+        # or an earlier version; fused Adam also keeps its step counts on the parameters' device.
+        implementation = self.adam_implementation()
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
-                group.update(self.adam_implementation())
+                group.update(implementation)
+                for param in group["params"]:
+                    state = optimizer.state.get(param, {})
+                    if "step" in state:
+                        device = param.device if implementation["fused"] else "cpu"
+                        state["step"] = state["step"].to(device=device, dtype=torch.float32)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[EXTRA_KEY] = {

@@ -48,7 +48,6 @@ def data_root(tmp_path_factory):
 def test_compiled_cuda_training_never_waits_for_the_gpu_between_refreshes(data_root, tmp_path, monkeypatch):
     """Sync debug mode 'warn' during the steps strictly between two refreshes of the progress bar (which
     reads the loss) and away from the logger's steps; a synchronising call in the loop would warn."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     refresh = ProgressBar.GPU_REFRESH_STEPS
     window = range(refresh + 1, 2 * refresh - 1)  # batch indices; the bar reads the loss after 2*refresh-1
 
@@ -69,8 +68,7 @@ def test_compiled_cuda_training_never_waits_for_the_gpu_between_refreshes(data_r
     assert list(read_checkpoint(ckpt_dir / "last.ckpt").state_dict) == list(DFPIR.tiny().state_dict())
 
 
-def test_compiled_cuda_training_resumes_exactly(data_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+def test_compiled_cuda_training_resumes_exactly(data_root, tmp_path):
     common = ["--data_root", str(data_root), *TINY_CUDA, "--compile", "--de_type", "dehaze", "--lr", "1e-3"]
     assert train_main("3D", [*common, "--ckpt_dir", str(tmp_path / "straight"), "--max_steps", "6"]) == 0
     assert train_main("3D", [*common, "--ckpt_dir", str(tmp_path / "resumed"), "--max_steps", "3"]) == 0
@@ -78,6 +76,15 @@ def test_compiled_cuda_training_resumes_exactly(data_root, tmp_path, monkeypatch
                              "--resume", "auto"]) == 0
     straight = read_checkpoint(tmp_path / "straight" / "last.ckpt").state_dict
     resumed = read_checkpoint(tmp_path / "resumed" / "last.ckpt").state_dict
+    # A checkpoint of a run without fused Adam (earlier versions, CPU runs) resumes with fused Adam.
+    old = torch.load(tmp_path / "resumed" / "last.ckpt", weights_only=True)
+    for group in old["optimizer_states"][0]["param_groups"]:
+        group.update(fused=None, foreach=None)
+    for state in old["optimizer_states"][0]["state"].values():
+        state["step"] = state["step"].cpu()
+    torch.save(old, tmp_path / "unfused.ckpt")
+    assert train_main("3D", [*common, "--ckpt_dir", str(tmp_path / "unfused"), "--max_steps", "8",
+                             "--resume", str(tmp_path / "unfused.ckpt")]) == 0
     # cuDNN may pick other (equally valid) algorithms in another process: equal up to their rounding;
     # a resume that lost state (step, optimizer moments, data order) differs by about lr.
     for key in straight:
