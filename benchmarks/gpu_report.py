@@ -38,7 +38,7 @@ def parse_speed(log: Path) -> Speed | None:
     """The last ``speed:`` line of a training log, or None if the log or the line is missing."""
     if not log.is_file():
         return None
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("speed:")]
+    lines = re.findall(r"speed: [^\r\n]*", log.read_text(errors="replace"))  # after a progress bar's \r, too
     if not lines:
         return None
     line = lines[-1]

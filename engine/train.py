@@ -219,7 +219,7 @@ class RunSummary(Callback):
             parts.append(f"peak GPU memory {torch.cuda.max_memory_allocated(pl_module.device) / 2**30:.2f} GiB")
         else:
             parts.append(f"peak process memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
-        print("speed: " + "; ".join(parts))
+        print("\nspeed: " + "; ".join(parts))  # on a line of its own, after the progress bar's
 
 
 def _resume_path(args) -> Path | None:

@@ -17,18 +17,20 @@ from data.evalsets import EvalSet
 from data.layouts import DatasetPaths
 from data.sample import make_sample_dataset
 from data.train import TrainMixture
+from engine.train import RunSummary
 from engine.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_training_run_prints_the_speed_line_the_report_reads(tmp_path, capsys):
+def test_a_training_run_prints_the_speed_line_the_report_reads(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(RunSummary, "WARMUP_STEPS", 2)  # timed from step 2: steps 3 and 4, validation between
     root = tmp_path / "sample"
     make_sample_dataset(root, train_size=48, test_size=32)
     argv = ["--data_root", str(root), "--ckpt_dir", str(tmp_path / "run"), "--model", "tiny", "--patch_size", "32",
             "--batch_size", "2", "--num_workers", "0", "--device", "cpu", "--prompt_backend", "offline",
-            "--logger", "csv", "--de_type", "derain", "--val_tasks", "derain", "--val_every", "11",
-            "--max_steps", "12"]
+            "--logger", "csv", "--de_type", "derain", "--val_tasks", "derain", "--val_every", "3",
+            "--max_steps", "4"]
     assert train_main("3D", argv) == 0
     log = tmp_path / "train.log"
     log.write_text(capsys.readouterr().out)
@@ -46,7 +48,8 @@ def test_report_lines_from_logs(tmp_path):
     (tmp_path / "train_bf16_compile.log").write_text(
         "noise\n" + speed.format(rate=25, ms=40.0, f=12.5) + " (compilation included); validation 8.0 s (1 run(s)) "
         "= 50% of ...; peak GPU memory 6.50 GiB\n")
-    (tmp_path / "train_warm_bf16.log").write_text("speed: first step 150.0 s (compilation included); peak GPU\n")
+    (tmp_path / "train_warm_bf16.log").write_text("Epoch 0: 2/2 [loss=0.1]\rspeed: first step 150.0 s (compilation "
+                                                  "included); peak GPU\n")
     (tmp_path / "data_rate_one.log").write_text(" setting  workers  samples/s  per worker\n      3D        0       "
                                                "70.0        70.0\n")
     (tmp_path / "data_rate_all.log").write_text("      3D       16     1000.0        62.5\n")
