@@ -12,8 +12,9 @@ photographs. ``--test_sets`` adds the 3D validation sets at their real sizes and
 500 of 620x460, Rain100L 100 and CBSD68 68 of 481x321), for ``benchmarks/gpu_train.sh``.
 
 Then, for each setting's training mixture (its repeat factors; ``--preload_gb`` as training uses
-it, by default 0: every sample decoded from disk, the slowest case), draws ``--samples`` samples
-in a shuffled order as an epoch does, through a DataLoader with each ``--workers`` count, and
+it, by default 0: every sample decoded from disk, the slowest case), draws ``--samples`` random
+samples with each task's share of a real epoch (its real image count times its repeat factor: in
+3D 32% denoise, 17% derain, 51% dehaze), through a DataLoader with each ``--workers`` count, and
 prints samples per second after the first batch (worker start-up excluded). ``workers 0`` runs in
 the main process: the rate of one worker. The last column is that rate per worker. The training
 step consumes ``batch_size / step time`` samples per second.
@@ -36,7 +37,7 @@ from torch.utils.data import DataLoader
 from data.layouts import DatasetPaths
 from data.sample import LAYOUTS, write_name_list
 from data.train import TrainMixture
-from utils.tasks import SETTINGS
+from utils.tasks import SETTINGS, TASKS
 
 # kind -> [(height, width, share of the images)]; the training sets' real sizes.
 TRAIN_SIZES: dict[str, list[tuple[int, int, float]]] = {
@@ -52,6 +53,8 @@ TEST_SETS: dict[str, tuple[int, int, int]] = {
     "derain": (321, 481, 100),  # Rain100L
     "dehaze": (460, 620, 500),  # SOTS outdoor
 }
+# kind -> training images of the real datasets (the authors' name lists, data/name_lists/README.md)
+REAL_IMAGES: dict[str, int] = {"denoise": 5144, "derain": 200, "dehaze": 72135, "deblur": 2103, "lowlight": 485}
 HAZE_TAG = "0.8_0.1"  # RESIDE's airlight_beta in the hazy names
 JPEG_QUALITY = 95
 
@@ -105,10 +108,21 @@ def write_dataset(root: Path, images: int, test_sets: bool = False, test_scale: 
         pool.map(_write, jobs, chunksize=4)
 
 
+def epoch_like_indices(mixture: TrainMixture, samples: int, seed: int = 0) -> list[int]:
+    """``samples`` random indices of ``mixture`` in which each task has its share of a real epoch."""
+    rng = np.random.default_rng(seed)
+    segments, start = [], 0
+    for task, images, repeat in mixture.summary():
+        segments.append((start, images * repeat, REAL_IMAGES[TASKS[task].kind] * repeat))
+        start += images * repeat
+    weights = np.array([real for *_, real in segments], dtype=float)
+    picks = rng.choice(len(segments), size=samples, p=weights / weights.sum())
+    return [segments[i][0] + int(rng.integers(segments[i][1])) for i in picks]
+
+
 def samples_per_second(mixture: TrainMixture, samples: int, workers: int, batch_size: int) -> float:
-    """Steady-state samples per second over ``samples`` shuffled indices (timed from the first batch on)."""
-    order = torch.randperm(len(mixture), generator=torch.Generator().manual_seed(0))
-    indices = order.repeat(samples // len(mixture) + 1)[:samples].tolist()
+    """Steady-state samples per second over ``samples`` epoch-like indices (timed from the first batch on)."""
+    indices = epoch_like_indices(mixture, samples)
     batches = iter(DataLoader(mixture, batch_size=batch_size, sampler=indices, num_workers=workers))
     next(batches)  # worker start-up is not throughput
     start = time.perf_counter()
