@@ -120,6 +120,17 @@ def epoch_like_indices(mixture: TrainMixture, samples: int, seed: int = 0) -> li
     return [segments[i][0] + int(rng.integers(segments[i][1])) for i in picks]
 
 
+def write_stand_in_prompt_file(path: Path) -> None:
+    """A prompt file (``--prompt_embeddings``) of the detailed prompts with random unit-norm codes:
+    for timing runs on machines without open_clip or CLIP weights (the codes' values do not change
+    the speed)."""
+    from net.prompts import PromptTable, prompt_list, save_prompt_file
+
+    prompts = prompt_list("detailed")
+    codes = torch.nn.functional.normalize(torch.randn(len(prompts), 512, generator=torch.Generator().manual_seed(0)))
+    save_prompt_file(path, PromptTable(prompts, codes, "random stand-in codes (benchmarks/bench_data.py)"))
+
+
 def samples_per_second(mixture: TrainMixture, samples: int, workers: int, batch_size: int) -> float:
     """Steady-state samples per second over ``samples`` epoch-like indices (timed from the first batch on)."""
     indices = epoch_like_indices(mixture, samples)
@@ -137,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", type=int, default=6, help="training images (pairs) per task")
     parser.add_argument("--test_sets", action="store_true", help="also write the 3D validation sets (real sizes)")
     parser.add_argument("--test_scale", type=float, default=1.0, help="multiplies the test sets' image counts")
+    parser.add_argument("--prompt_file", type=Path, default=None,
+                        help="also write a stand-in prompt file here (random codes, no CLIP needed)")
     parser.add_argument("--write_only", action="store_true", help="write the dataset and exit")
     parser.add_argument("--settings", nargs="+", default=["3D", "5D"], choices=list(SETTINGS))
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts")
@@ -158,6 +171,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, int, float]]:
             start = time.perf_counter()
             write_dataset(root, args.images, args.test_sets, args.test_scale)
             print(f"wrote {root} in {time.perf_counter() - start:.1f} s")
+        if args.prompt_file is not None:
+            write_stand_in_prompt_file(args.prompt_file)
         if args.write_only:
             return []
         paths = DatasetPaths.from_root(root, data_file_dir=root / "data_file_dir")

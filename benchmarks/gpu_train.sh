@@ -3,9 +3,9 @@
 # included; no internet). Usage, from the repository root:
 #     OUT=results bash benchmarks/gpu_train.sh
 #     DEVICE=cpu QUICK=1 bash benchmarks/gpu_train.sh     # the same steps on the CPU, tiny preset (smoke test)
-# What it runs (logs in $OUT, the summary in $OUT/train_summary.txt):
+# What it runs (the summary in $OUT/train_summary.txt, every log appended to $OUT/logs.txt: two files):
 #  1. a real-size synthetic dataset (benchmarks/bench_data.py: training sets at their real sizes, and
-#     the 3D validation sets at their real sizes and counts) and an offline prompt file;
+#     the 3D validation sets at their real sizes and counts) and a prompt file of random codes;
 #  2. at the same time: the cold compilations of the two compiled configurations (they fill Inductor's
 #     cache, so the timed runs below start like a resume on the same machine) and tests/test_gpu.py
 #     (GPU SSIM against scikit-image, no host sync inside a compiled step, resume);
@@ -16,7 +16,7 @@
 #     with 0 and with all workers;
 #  4. one summary line per configuration (benchmarks/gpu_report.py). A failed or missing run gives a
 #     "no result" line and the script goes on; if it is stopped early, `python -m benchmarks.gpu_report
-#     $OUT` prints the summary of what its logs hold (on any machine).
+#     $WORK/logs` prints the summary of what its logs hold.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-python3}
@@ -35,12 +35,15 @@ else
 fi
 DATA=$WORK/data
 PROMPTS=$WORK/prompts.pt
+LOGS=$WORK/logs  # every step's log; each is also appended to $OUT/logs.txt as soon as the step ends
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$WORK/inductor}
 mkdir -p "$OUT" "$WORK"
-rm -rf "$WORK"/ckpt_*
+rm -rf "$WORK"/ckpt_* "$LOGS" "$OUT/logs.txt"
+mkdir -p "$LOGS"
 SUMMARY=$OUT/train_summary.txt
 start=$SECONDS
-stamp() { echo "[$((SECONDS - start)) s] $*"; }
+stamp() { echo "[$((SECONDS - start)) s] $*" | tee -a "$SUMMARY"; }
+keep() { for name in "$@"; do echo "=== $name" >> "$OUT/logs.txt"; cat "$LOGS/$name.log" >> "$OUT/logs.txt" || true; done; }
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"; } \
     | tee "$SUMMARY"
@@ -48,17 +51,18 @@ stamp() { echo "[$((SECONDS - start)) s] $*"; }
 'cudnn', torch.backends.cudnn.version(), 'lightning', lightning.__version__, 'python', platform.python_version(), \
 'cpus', $CPUS)" | tee -a "$SUMMARY"
 
-stamp "1. data and prompts"
-[ -d "$DATA/Train" ] || "$PYTHON" -m benchmarks.bench_data --root "$DATA" --images $IMAGES --test_sets \
-    --test_scale $TEST_SCALE --write_only > "$OUT/data_write.log"
-[ -f "$PROMPTS" ] || "$PYTHON" -m net.prompts --export "$PROMPTS" --prompt_backend offline > "$OUT/prompts.log" 2>&1
+stamp "1. data and prompt file (random stand-in codes: no CLIP, no open_clip needed)"
+[ -d "$DATA/Train" ] && [ -f "$PROMPTS" ] || "$PYTHON" -m benchmarks.bench_data --root "$DATA" --images $IMAGES \
+    --test_sets --test_scale $TEST_SCALE --prompt_file "$PROMPTS" --write_only > "$LOGS/data_write.log" 2>&1
+keep data_write
 
-train() {  # name, flags...: one run of the real training loop, log in $OUT/train_<name>.log
+train() {  # name, flags...: one run of the real training loop, log in $LOGS/train_<name>.log
     local name=$1; shift
     "$PYTHON" train_3D_DFPIR.py --data_root "$DATA" --data_file_dir "$DATA/data_file_dir" \
         --prompt_embeddings "$PROMPTS" --device "$DEVICE" --num_workers $WORKERS $NET --logger csv \
-        --ckpt_every 0 --ckpt_dir "$WORK/ckpt_$name" "$@" > "$OUT/train_$name.log" 2>&1 \
-        || stamp "train_$name failed (exit $?): see $OUT/train_$name.log"
+        --ckpt_every 0 --ckpt_dir "$WORK/ckpt_$name" "$@" > "$LOGS/train_$name.log" 2>&1 \
+        || stamp "train_$name failed (exit $?): see logs.txt"
+    keep "train_$name"
 }
 
 stamp "2. cold compilations (two at once) and tests/test_gpu.py"
@@ -67,21 +71,24 @@ warm_bf16=$!
 train warm_fp32 --precision 32 --compile --max_steps 2 --val_every 0 &
 warm_fp32=$!
 gpu_tests=0
-"$PYTHON" -m pytest -q tests/test_gpu.py > "$OUT/test_gpu.log" 2>&1 || gpu_tests=$?
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$LOGS/test_gpu.log" 2>&1 || gpu_tests=$?
+keep test_gpu
 wait $warm_bf16 $warm_fp32
 
 stamp "3. timed runs"
 "$PYTHON" benchmarks/benchmark.py --device "$DEVICE" $BENCH --cases train --precision fp32 --no-compile \
-    --warmup 3 --repeats 10 > "$OUT/faithful_step.log" 2>&1 || stamp "benchmark.py failed: see faithful_step.log"
+    --warmup 3 --repeats 10 > "$LOGS/faithful_step.log" 2>&1 || stamp "benchmark.py failed: see logs.txt"
+keep faithful_step
 train eager_fp32 --precision 32 --max_steps $EAGER_STEPS --val_every 0
 train bf16_compile --precision bf16-mixed --compile --max_steps $STEPS --val_every $VAL_AT
 train fp32_compile --precision 32 --compile --max_steps $STEPS --val_every 0
 "$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers 0 --samples $((DATA_SAMPLES / 15)) \
-    > "$OUT/data_rate_one.log" 2>&1 || stamp "bench_data.py failed: see data_rate_one.log"
+    > "$LOGS/data_rate_one.log" 2>&1 || stamp "bench_data.py failed: see logs.txt"
 "$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers $WORKERS --samples $DATA_SAMPLES \
-    > "$OUT/data_rate_all.log" 2>&1 || stamp "bench_data.py failed: see data_rate_all.log"
+    > "$LOGS/data_rate_all.log" 2>&1 || stamp "bench_data.py failed: see logs.txt"
+keep data_rate_one data_rate_all
 
 stamp "4. summary"
-"$PYTHON" -m benchmarks.gpu_report "$OUT" --batch_size $BATCH | tee -a "$SUMMARY"
-echo "tests/test_gpu.py: $(tail -n 1 "$OUT/test_gpu.log") (exit $gpu_tests)" | tee -a "$SUMMARY"
-stamp "done" | tee -a "$SUMMARY"
+"$PYTHON" -m benchmarks.gpu_report "$LOGS" --batch_size $BATCH | tee -a "$SUMMARY"
+echo "tests/test_gpu.py: $(tail -n 1 "$LOGS/test_gpu.log") (exit $gpu_tests)" | tee -a "$SUMMARY"
+stamp "done"
