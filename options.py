@@ -12,13 +12,14 @@ import argparse
 import os
 from pathlib import Path
 
-from data.layouts import DatasetPaths
+from data.layouts import AUTHORS_NAME_LISTS, DatasetPaths
 from net.dfpir import PRESETS
 from net.prompts import BACKENDS, PROMPT_SETS
 from utils.tasks import SETTINGS, TASKS
 
 DEFAULT_DATA_ROOT = "datasets"
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+VAL_RULES = ("epoch_step", "global_step")  # engine/train.py::should_validate
 TRAIN_DIR_FLAGS = ("denoise_dir", "derain_dir", "dehaze_dir", "deblur_dir", "lowlight_dir")
 TEST_PATH_FLAGS = ("denoise_path", "derain_path", "dehaze_path", "deblur_path", "lowlight_path")
 
@@ -39,10 +40,11 @@ def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
     if train:
         group.add_argument(
             "--data_file_dir",
-            default=None,
-            metavar="DIR",
-            help="folder of the authors' name lists (denoise.txt, rainTrain.txt, hazy_outside.txt, train_gopro.txt, "
-            "train_lol.txt) that restrict the training folders; default: every image of each folder",
+            default=str(AUTHORS_NAME_LISTS),
+            metavar="DIR|none",
+            help="folder of the name lists (denoise.txt, rainTrain.txt, hazy_outside.txt, train_gopro.txt, "
+            "train_lol.txt) that select the training images; default: the authors' lists shipped in "
+            "data/name_lists/ (every listed image must exist); 'none': every image found in each folder",
         )
 
 
@@ -98,7 +100,12 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
 
     group = parser.add_argument_group("validation and checkpoints")
     group.add_argument("--val_every", type=int, default=spec.val_every,
-                       help="training steps between validations on the test sets (also after every epoch); 0: never")
+                       help="validate on the test sets every this many training steps, counted as --val_rule says, "
+                       "and after every epoch; 0: never")
+    group.add_argument("--val_rule", default="epoch_step", choices=list(VAL_RULES),
+                       help="epoch_step (the authors'): when the step counter of the current epoch, 0 at its first "
+                       "step, is a non-zero multiple of --val_every; global_step: when the number of steps of the "
+                       "whole run is a multiple of --val_every")
     group.add_argument("--val_tasks", nargs="+", default=list(spec.test_tasks), choices=list(TASKS),
                        help="test sets used for validation")
     group.add_argument("--ckpt_dir", default=f"checkpoints/DFPIR_{setting}", help="checkpoints and logs")
@@ -140,6 +147,11 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
     parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",
                         help="restored images, results.json and results.md")
     parser.add_argument("--no_save_images", action="store_true", help="do not write restored PNGs")
+    parser.add_argument("--legacy_noise", action="store_true",
+                        help="denoising noise drawn as the authors' test script does (numpy seeded with 0 once, "
+                        "images in os.listdir order, sigma " + ("15, then 25, then 50" if setting == "3D" else "25")
+                        + "), to compare with numbers made by their script; default: per-image seeded noise, "
+                        "independent of file order")
     parser.add_argument("--tile", type=int, default=None, metavar="N",
                         help="restore in N x N tiles (bounded memory); default: whole image")
     parser.add_argument("--tile_overlap", type=int, default=32, metavar="M", help="overlap between tiles")
@@ -157,6 +169,8 @@ def dataset_paths(args: argparse.Namespace) -> DatasetPaths:
     defaults = DatasetPaths.from_root(args.data_root)
     overrides = {f: Path(getattr(args, f)) for f in TRAIN_DIR_FLAGS + TEST_PATH_FLAGS if getattr(args, f, None)}
     data_file_dir = getattr(args, "data_file_dir", None)
+    if data_file_dir is not None and data_file_dir.lower() == "none":
+        data_file_dir = None
     return DatasetPaths(**{**defaults.__dict__, **overrides, "data_file_dir": data_file_dir})
 
 

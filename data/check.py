@@ -3,17 +3,119 @@
 Runs at the start of every training too: a bad file found hours into an epoch costs the run.
 Every image is decoded fully (in threads, with a progress bar on stderr), so truncated and corrupt
 files are found, not just missing ones. All problems are collected and reported together.
+
+The training inputs of each dataset are also compared with what the paper trained on, the
+authors' name lists (:func:`compare_with_paper`, also used by ``python -m data.prepare``): a
+difference is reported loudly but does not stop a run that chose other data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from data.evalsets import duplicate_names
-from data.layouts import DataError, DatasetPaths, Pair, scan_pairs, size_mismatch
+from data.layouts import (
+    AUTHORS_NAME_LISTS,
+    PAPER_TRAIN_COUNTS,
+    TRAIN_LAYOUTS,
+    DataError,
+    DatasetPaths,
+    Pair,
+    TrainingInputs,
+    list_images,
+    missing_names_hints,
+    read_name_list,
+    scan_pairs,
+    size_mismatch,
+    training_inputs,
+    uses_authors_lists,
+)
 from data.transforms import CROP_BASE
 from utils.image_io import ImageReadError, parallel_map, read_rgb
 from utils.tasks import SETTINGS, TASKS
+
+EXAMPLES = 5
+"""How many missing names a report line shows."""
+
+
+def _examples(names: tuple[PurePosixPath, ...] | list[PurePosixPath]) -> str:
+    return ", ".join(str(n) for n in names[:EXAMPLES]) + (", ..." if len(names) > EXAMPLES else "")
+
+
+@dataclass(frozen=True)
+class PaperCount:
+    """The training inputs of one dataset kind against what the paper trained on (the authors' list).
+
+    found:    training inputs a run with these paths uses (after its name lists, if any).
+    expected: inputs the paper trained on (:data:`data.layouts.PAPER_TRAIN_COUNTS`).
+    missing:  names of the authors' list without a file in the folder.
+    unlisted: images in the folder that the authors' list does not name.
+    hints:    the likely cause of ``missing`` and what to do (BSD400 'a' prefix, sub-folders).
+    """
+
+    kind: str
+    found: int
+    expected: int
+    missing: tuple[PurePosixPath, ...]
+    unlisted: int
+    hints: tuple[str, ...] = ()
+
+    @property
+    def matches(self) -> bool:
+        return self.found == self.expected and not self.missing
+
+    def line(self) -> str:
+        """``paper=<kind> found=<n> expected=<m> ok`` or ``... DIFFERS FROM THE PAPER: <what>``."""
+        head = f"paper={self.kind} found={self.found} expected={self.expected}"
+        if self.matches:
+            return head + " ok"
+        what = []
+        if self.missing:
+            what.append(f"{len(self.missing)} of the authors' images are missing (e.g. {_examples(self.missing)})")
+        if self.unlisted:
+            what.append(f"{self.unlisted} images found are not in the authors' list")
+        return head + " DIFFERS FROM THE PAPER: " + ("; ".join(what) or "other name lists") + \
+            "".join(f"; {h}" for h in self.hints)
+
+
+def compare_with_paper(kind: str, paths: DatasetPaths) -> PaperCount | None:
+    """Compare the training inputs of ``kind`` under ``paths`` with the authors' name list.
+
+    None when the inputs cannot be listed (missing folder or name list: :func:`check_data`
+    reports those as problems).
+    """
+    inputs, _ = training_inputs(kind, paths)
+    return None if inputs is None else _compare_with_paper(kind, inputs)
+
+
+def _compare_with_paper(kind: str, inputs: TrainingInputs) -> PaperCount:
+    layout = TRAIN_LAYOUTS[kind]
+    authors_list = AUTHORS_NAME_LISTS / layout.name_list
+    authors = read_name_list(authors_list, layout)
+    on_disk = list_images(inputs.folder)
+    on_disk_set, authors_set = set(on_disk), set(authors)
+    missing = tuple(n for n in authors if n not in on_disk_set)
+    unlisted = sum(n not in authors_set for n in on_disk)
+    hints = missing_names_hints(missing, on_disk, inputs.folder, authors_list)
+    return PaperCount(kind, len(inputs.names), PAPER_TRAIN_COUNTS[kind], missing, unlisted, tuple(hints))
+
+
+@dataclass
+class DataReport:
+    """What :func:`check_data` found on data without problems.
+
+    lines:    the report, printed on stdout (see :func:`check_data`).
+    paper:    the comparison with the paper of each training dataset.
+    left_out: one line per file that one's own name list names but that does not exist (training
+              goes on without it; with the authors' lists this is an error instead).
+    warnings: what differs from the paper or was left out, to print loudly (stderr).
+    """
+
+    lines: list[str] = field(default_factory=list)
+    paper: list[PaperCount] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,21 +156,25 @@ def check_data(
     paths: DatasetPaths,
     patch_size: int,
     num_workers: int = 4,
-) -> list[str]:
+) -> DataReport:
     """Validate the training data of ``train_tasks`` under ``setting`` and the test data of ``test_tasks``.
 
-    Checks: missing or empty folders, missing name lists and listed files, images without their
+    Checks: missing or empty folders, missing name lists, files missing from the authors' lists
+    (the default; with one's own lists they are left out with a warning), images without their
     partner, unreadable or corrupt images (each decoded fully by ``num_workers`` threads), pairs
     of different sizes, training images smaller than ``patch_size`` and test images smaller than
     16 pixels after cropping to a multiple of 16, test images sharing a name.
 
-    Returns the report, one line per training task then one per test task::
+    Returns the report: one line per training task, one per training dataset against the paper's
+    count (:class:`PaperCount`), then one per test task::
 
         task=<name> images=<n> repeat=<r> samples=<n*r>
+        paper=<kind> found=<n> expected=<m> ok            (or: DIFFERS FROM THE PAPER: ...)
         test=<name> pairs=<n>
 
-    (each denoise task counts the clean images of the shared denoise folder). Raises DataError
-    with one line per problem, each naming the offending path, if anything is wrong.
+    (each denoise task counts the clean images of the shared denoise folder), with warnings for
+    each difference. Raises DataError with one line per problem, each naming the offending path,
+    if anything is wrong.
     """
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose from {list(SETTINGS)}")
@@ -108,9 +214,26 @@ def check_data(
 
     if problems:
         raise DataError(problems, "data check failed")
-    report = []
+    report = DataReport()
     for task in train_tasks:
         images, repeat = len(pairs["train", TASKS[task].kind]), repeats[task]
-        report.append(f"task={task} images={images} repeat={repeat} samples={images * repeat}")
-    report += [f"test={task} pairs={len(pairs['test', TASKS[task].kind])}" for task in test_tasks]
+        report.lines.append(f"task={task} images={images} repeat={repeat} samples={images * repeat}")
+    for kind in dict.fromkeys(TASKS[t].kind for t in train_tasks):
+        inputs, _ = training_inputs(kind, paths)
+        count = _compare_with_paper(kind, inputs)
+        report.paper.append(count)
+        report.lines.append(count.line())
+        if inputs.missing and not uses_authors_lists(paths):
+            report.left_out += [f"{inputs.folder / name} is listed in {inputs.list_path} but does not exist"
+                                for name in inputs.missing]
+            report.warnings.append(f"{len(inputs.missing)} images listed in {inputs.list_path} are missing from "
+                                   f"{inputs.folder} and are left out (e.g. {_examples(inputs.missing)})")
+    differ = [c for c in report.paper if not c.matches]
+    if differ:
+        report.warnings.append(
+            "the training data differs from the paper's for " + ", ".join(
+                f"{c.kind} ({c.found} images, the paper {c.expected})" for c in differ)
+            + ": see the paper= lines. Scores will not be comparable with the paper's; "
+            "the default --data_file_dir (the authors' name lists) trains on exactly their images")
+    report.lines += [f"test={task} pairs={len(pairs['test', TASKS[task].kind])}" for task in test_tasks]
     return report

@@ -100,11 +100,14 @@ def _collate_test(items: list[dict]) -> dict:
 
 
 def eval_loaders(tasks: list[str], paths: DatasetPaths, num_workers: int, rank: int = 0,
-                 world_size: int = 1) -> list[DataLoader]:
-    """One DataLoader per test task: batch 1, whole images, sharded without padding."""
+                 world_size: int = 1, legacy_noise: str | None = None) -> list[DataLoader]:
+    """One DataLoader per test task: batch 1, whole images, sharded without padding.
+
+    ``legacy_noise``: '3D' / '5D' to draw denoising inputs as the authors' test scripts do (``EvalSet``).
+    """
     loaders = []
     for task in tasks:
-        dataset = EvalSet(task, paths)
+        dataset = EvalSet(task, paths, legacy_noise)
         loaders.append(DataLoader(
             dataset, batch_size=1, sampler=ShardSampler(len(dataset), rank, world_size),
             num_workers=min(num_workers, max(len(dataset), 1)), collate_fn=_collate_test,

@@ -6,11 +6,13 @@ Denoising inputs are made from the clean CBSD68 images as in training (clip, uin
 Where this deliberately differs from the reference: the reference seeds numpy once and draws the
 noise of all images in directory-listing order, so its noise depends on file order. Here each
 image's noise is seeded by its name and sigma (:func:`noise_seed`), so numbers do not depend on
-file order, worker count or which sigma ran first.
+file order, worker count or which sigma ran first. ``legacy_noise`` reproduces the reference's
+draw instead (:func:`legacy_noisy_images`), to compare with numbers made by the authors' scripts.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from typing import Any
 
@@ -45,6 +47,36 @@ def noise_seed(name: str, sigma: int) -> int:
     return zlib.crc32(f"{name}:{sigma}".encode())
 
 
+LEGACY_SIGMA_ORDER: dict[str, tuple[int, ...]] = {"3D": (15, 25, 50), "5D": (25,)}
+"""The sigmas the authors' 3D / 5D test scripts draw noise for, in their order, from one stream."""
+
+
+def legacy_noisy_images(pairs: list[Pair], sigma: int, setting: str) -> dict[Pair, np.ndarray]:
+    """The noisy test images at ``sigma`` exactly as the authors' ``setting`` test script draws them.
+
+    Their draw: numpy's global generator seeded with 0 once; then for each sigma of
+    :data:`LEGACY_SIGMA_ORDER` in turn, each clean image in ``os.listdir`` order, centre-cropped to a
+    multiple of 16, gets ``clip(x + randn(H, W, 3) * sigma, 0, 255)`` truncated to uint8. The noise
+    of one sigma thus depends on the file order and on the images drawn before it (the sigmas before
+    it are drawn and dropped). ``pairs``: the denoising test pairs, directly in one folder.
+    Returns {pair: (H, W, 3) uint8}.
+    """
+    order = LEGACY_SIGMA_ORDER[setting]
+    if sigma not in order:
+        raise ValueError(f"the authors' {setting} test script draws no noise at sigma {sigma} (only {order})")
+    folders = {pair.clean.parent for pair in pairs}
+    if len(folders) != 1:
+        raise DataError(f"--legacy_noise needs the test images directly in one folder, not in {sorted(folders)}")
+    by_name = {pair.clean.name: pair for pair in pairs}
+    listed = [by_name[name] for name in os.listdir(folders.pop()) if name in by_name]
+    cleans = {pair: crop_to_multiple(read_pair(pair)[1], CROP_BASE) for pair in listed}
+    stream = np.random.RandomState(0)  # what np.random.seed(0) gives the global functions
+    for drawn_sigma in order[: order.index(sigma) + 1]:
+        noisy = {pair: add_gaussian_noise(np.ascontiguousarray(clean), drawn_sigma, stream)
+                 for pair, clean in cleans.items()}
+    return noisy
+
+
 def load_test_images(pair: Pair, sigma: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(degraded, clean) of a test pair as (H, W, 3) uint8, centre-cropped to a multiple of 16.
 
@@ -76,11 +108,15 @@ class EvalSet(Dataset):
     - ``task``:     str, the task name
     - ``name``:     str, the degraded file's stem (the clean file's for denoising), unique in the set
 
+    ``legacy_noise`` ('3D' or '5D'): denoising inputs drawn as the authors' test script of that
+    setting draws them (:func:`legacy_noisy_images`, computed here at once), instead of per-image
+    seeded noise.
+
     DataError at construction for layout problems or duplicate names, and when loading an item
     whose images differ in size or are smaller than 16 pixels.
     """
 
-    def __init__(self, task: str, paths: DatasetPaths) -> None:
+    def __init__(self, task: str, paths: DatasetPaths, legacy_noise: str | None = None) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
         self.task = TASKS[task]
@@ -88,13 +124,19 @@ class EvalSet(Dataset):
         duplicates = duplicate_names(self.pairs)
         if duplicates:
             raise DataError(duplicates, f"{task} test data")
+        self.legacy_noisy: dict[Pair, np.ndarray] = {}
+        if legacy_noise is not None and self.task.sigma is not None:
+            self.legacy_noisy = legacy_noisy_images(self.pairs, self.task.sigma, legacy_noise)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         pair = self.pairs[i]
-        degraded, clean = load_test_images(pair, self.task.sigma)
+        if pair in self.legacy_noisy:
+            degraded, clean = self.legacy_noisy[pair], crop_to_multiple(read_pair(pair)[1], CROP_BASE)
+        else:
+            degraded, clean = load_test_images(pair, self.task.sigma)
         return {
             "degraded": to_tensor(degraded),
             "clean": to_tensor(clean),

@@ -21,13 +21,18 @@ image in a sub-folder pairs with the clean image at the same relative place (for
 some OTS copies). Files without an image extension (:data:`utils.image_io.IMAGE_EXTENSIONS`) are
 ignored.
 
-Optional name lists (the authors' files, one name per line relative to the task's training
-folder; the rain and haze lists carry the ``rainy/`` / ``synthetic/`` prefix, which is optional
-here for every list) restrict the training images when ``DatasetPaths.data_file_dir`` is set.
+Name lists (the authors' files, one name per line relative to the task's training folder; the
+rain and haze lists carry the ``rainy/`` / ``synthetic/`` prefix, which is optional here for every
+list) restrict the training images when ``DatasetPaths.data_file_dir`` is set. The authors' own
+lists ship in ``data/name_lists/`` (:data:`AUTHORS_NAME_LISTS`, the scripts' default): with them
+every listed file must exist, since the paper's mixture is defined by them; with one's own lists,
+listed files that are missing are left out (``--check_data`` warns). The authors' loader dropped
+unmatched names silently, which hid, e.g., BSD400 downloaded without the ``a`` prefix of their list.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -39,6 +44,13 @@ from utils.image_io import IMAGE_EXTENSIONS, is_image_file, read_rgb
 
 DATASET_KINDS: tuple[str, ...] = ("denoise", "derain", "dehaze", "deblur", "lowlight")
 """The dataset families (``utils.tasks.Task.kind``); the three denoise tasks share one."""
+
+AUTHORS_NAME_LISTS = Path(__file__).resolve().parent / "name_lists"
+"""The authors' training name lists, shipped with the project: the default ``--data_file_dir``."""
+
+PAPER_TRAIN_COUNTS: dict[str, int] = {"denoise": 5144, "derain": 200, "dehaze": 72135, "deblur": 2103,
+                                      "lowlight": 485}
+"""Training inputs per dataset kind in the authors' lists, i.e. what the paper trained on (spec section 5)."""
 
 MAX_LISTED_PROBLEMS = 50
 """How many problem lines a :class:`DataError` message shows before summarising the rest."""
@@ -68,9 +80,9 @@ class DatasetPaths:
     """The dataset folders, one field per command-line flag of the same name.
 
     Training folders (``*_dir``) and test folders (``*_path``) follow the layout in the module
-    docstring. ``data_file_dir``, when set, holds the authors' name lists that select the
-    training images; otherwise every image in each training folder is used. Strings are
-    converted to Paths.
+    docstring. ``data_file_dir``, when set, holds name lists that select the training images
+    (:data:`AUTHORS_NAME_LISTS`: the authors' own); None: every image in each training folder is
+    used. Strings are converted to Paths.
     """
 
     denoise_dir: Path
@@ -253,26 +265,28 @@ def find_name_list(data_file_dir: Path, filename: str) -> tuple[Path | None, str
     if nested:
         return None, f"name list {filename} is ambiguous: found {', '.join(map(str, nested))}; keep one"
     return None, (f"name list {filename} not found: looked for {direct} and {data_file_dir / '*' / filename} "
-                  "(set --data_file_dir to the folder holding the authors' lists, or leave it unset to use "
+                  "(set --data_file_dir to the folder holding the name lists, or --data_file_dir none to use "
                   "every image)")
 
 
-def _read_name_list(list_path: Path, layout: Layout) -> list[PurePosixPath]:
+def read_name_list(list_path: Path, layout: Layout) -> list[PurePosixPath]:
     """Names listed in ``list_path``, relative to the degraded (else clean) folder, blank lines skipped.
 
     A line may carry the folder as prefix (``rainy/rain-1.png``) or not (``rain-1.png``).
     """
-    prefix = PurePosixPath(layout.degraded if layout.degraded is not None else layout.clean)
+    prefix = PurePosixPath(layout.degraded if layout.degraded is not None else layout.clean).as_posix() + "/"
+    return list(_read_name_list(str(list_path), list_path.stat().st_mtime_ns, prefix))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_name_list(list_path: str, mtime_ns: int, prefix: str) -> tuple[PurePosixPath, ...]:
+    """Cached by path and modification time: the haze list has 72,135 lines and is read several times."""
     names = []
-    for line in list_path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        name = PurePosixPath(line.replace("\\", "/"))
-        if prefix.parts and name.parts[: len(prefix.parts)] == prefix.parts:
-            name = name.relative_to(prefix)
-        names.append(name)
-    return sorted(names, key=str)
+    for line in Path(list_path).read_text().splitlines():
+        line = line.strip().replace("\\", "/")
+        if line:
+            names.append(line[len(prefix):] if prefix != "./" and line.startswith(prefix) else line)
+    return tuple(PurePosixPath(name) for name in sorted(names))
 
 
 def _missing_folder(folder: Path, field: str, kind: str, split: str) -> str:
@@ -284,40 +298,127 @@ def _no_images(folder: Path) -> str:
     return f"no images in {folder} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} files)"
 
 
+def uses_authors_lists(paths: DatasetPaths) -> bool:
+    """Whether ``paths`` selects the training images by the authors' shipped name lists."""
+    return paths.data_file_dir is not None and paths.data_file_dir.resolve() == AUTHORS_NAME_LISTS
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The training input images of one dataset kind: degraded images, or clean ones for denoising.
+
+    folder:    the folder the names are relative to (``<task folder>/<degraded sub-folder>``).
+    names:     the inputs a run trains on: the listed names that exist, or every image found.
+    list_path: the name list that selected them; None when every image found is used.
+    missing:   listed names without a file (left out of ``names``).
+    """
+
+    folder: Path
+    names: list[PurePosixPath]
+    list_path: Path | None = None
+    missing: tuple[PurePosixPath, ...] = ()
+
+
+def missing_names_hints(missing: Sequence[PurePosixPath], found: Sequence[PurePosixPath], folder: Path,
+                        list_path: Path) -> list[str]:
+    """What to do about listed names that have no file, for the two known causes.
+
+    - BSD400 ``a`` prefix: ``denoise.txt`` names ``a117025.jpg`` where common downloads have
+      ``117025.jpg``: the rule and a shell command that renames exactly those files.
+    - Sub-folders: the list names ``synthetic/X.jpg`` but the file is ``synthetic/part1/X.jpg``.
+    """
+    found_set = set(found)
+    by_name: dict[str, PurePosixPath] = {}
+    for name in found:
+        by_name.setdefault(name.name, name)
+    unprefixed = [m for m in missing if m.name.startswith("a") and m.with_name(m.name[1:]) in found_set]
+    hints = []
+    if unprefixed:
+        example = unprefixed[0]
+        hints.append(
+            f"{len(unprefixed)} of them exist without the 'a' prefix that {list_path.name} gives the BSD400 images "
+            f"(e.g. {example.with_name(example.name[1:])} for {example}): rename every NAME that the list names "
+            f"aNAME to aNAME, e.g. with: cd '{folder}' && for f in *; do if grep -qxF \"a$f\" '{list_path}'; "
+            "then mv -n -- \"$f\" \"a$f\"; fi; done")
+    unprefixed_set = set(unprefixed)
+    elsewhere = [m for m in missing if m not in unprefixed_set and m.name in by_name]
+    if elsewhere:
+        example = elsewhere[0]
+        hints.append(f"{len(elsewhere)} of them are in other sub-folders of {folder} (e.g. {by_name[example.name]} "
+                     f"for {example}): move them to where the list names them")
+    return hints
+
+
+def missing_listed_problem(inputs: TrainingInputs, listed: int, found: Sequence[PurePosixPath]) -> str:
+    """The error for listed files that do not exist: how many, a few names, the cause if known, what to do.
+
+    ``found``: the images in ``inputs.folder`` (:func:`list_images`).
+    """
+    examples = ", ".join(str(m) for m in inputs.missing[:5])
+    hints = missing_names_hints(inputs.missing, found, inputs.folder, inputs.list_path)
+    return (f"{len(inputs.missing)} of the {listed} images listed in {inputs.list_path} are missing from "
+            f"{inputs.folder} (e.g. {examples})" + "".join(f"; {h}" for h in hints)
+            + " (to train on the images present instead: --data_file_dir none for every image found, or "
+            "--data_file_dir DIR with your own name lists)")
+
+
+def training_inputs(kind: str, paths: DatasetPaths) -> tuple[TrainingInputs | None, list[str]]:
+    """The training inputs of ``kind`` under ``paths`` and the problems found (never raises for them).
+
+    Problems: missing input folder, missing or ambiguous or empty name list, no images, and, with
+    the authors' lists (:func:`uses_authors_lists`), any listed file that does not exist (one
+    problem naming a few, with the cause when known). With other lists missing files are only
+    recorded in ``missing``.
+    """
+    task_dir, field = task_folder(kind, "train", paths)
+    layout = TRAIN_LAYOUTS[kind]
+    input_dir = task_dir / (layout.degraded if layout.degraded is not None else layout.clean)
+    if not input_dir.is_dir():
+        return None, [_missing_folder(input_dir, field, kind, "train")]
+    if paths.data_file_dir is None or layout.name_list is None:
+        names = list_images(input_dir)
+        return TrainingInputs(input_dir, names), [] if names else [_no_images(input_dir)]
+
+    list_path, problem = find_name_list(paths.data_file_dir, layout.name_list)
+    if list_path is None:
+        return None, [problem]
+    listed = read_name_list(list_path, layout)
+    if not listed:
+        return None, [f"name list {list_path} is empty"]
+    found = list_images(input_dir)  # one walk instead of a stat per listed name
+    found_set = set(found)
+    present = [name for name in listed if name in found_set]
+    missing = tuple(name for name in listed if name not in found_set)
+    inputs = TrainingInputs(input_dir, present, list_path, missing)
+    problems = [missing_listed_problem(inputs, len(listed), found)] if missing and uses_authors_lists(paths) else []
+    if not present and not problems:
+        problems.append(f"none of the {len(listed)} images listed in {list_path} is in {input_dir}")
+    return inputs, problems
+
+
 def scan_pairs(kind: str, split: str, paths: DatasetPaths) -> tuple[list[Pair], list[str]]:
     """All (degraded, clean) pairs of ``kind`` for ``split`` ('train' or 'test'), and the problems found.
 
     Never raises for dataset problems: each problem is one line naming the offending path
-    (missing or empty folder, missing name list, listed file that does not exist, image without
-    its partner naming both). Pairs are sorted by the degraded (else clean) relative path;
-    images with a problem are left out.
+    (missing or empty folder, missing name list, listed files missing with the authors' lists,
+    image without its partner naming both). Pairs are sorted by the degraded (else clean)
+    relative path; images with a problem are left out.
     """
     task_dir, field = task_folder(kind, split, paths)
     layout = (TRAIN_LAYOUTS if split == "train" else TEST_LAYOUTS)[kind]
     clean_dir = task_dir / layout.clean
     input_dir = task_dir / layout.degraded if layout.degraded is not None else clean_dir
-    problems: list[str] = []
 
     missing = [d for d in dict.fromkeys((input_dir, clean_dir)) if not d.is_dir()]
     if missing:
         return [], [_missing_folder(d, field, kind, split) for d in missing]
 
-    if split == "train" and paths.data_file_dir is not None and layout.name_list is not None:
-        list_path, problem = find_name_list(paths.data_file_dir, layout.name_list)
-        if list_path is None:
-            return [], [problem]
-        names = []
-        for name in _read_name_list(list_path, layout):
-            if (input_dir / name).is_file():
-                names.append(name)
-            else:
-                problems.append(f"{input_dir / name} is listed in {list_path} but does not exist")
-        if not names and not problems:
-            problems.append(f"name list {list_path} is empty")
+    if split == "train":
+        inputs, problems = training_inputs(kind, paths)
+        names = inputs.names if inputs is not None else []
     else:
         names = list_images(input_dir)
-        if not names:
-            problems.append(_no_images(input_dir))
+        problems = [] if names else [_no_images(input_dir)]
 
     if layout.degraded is None:
         return [Pair(None, clean_dir / name) for name in names], problems

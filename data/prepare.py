@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from data.check import check_data
 from data.layouts import (
+    AUTHORS_NAME_LISTS,
     DATASET_KINDS,
     TEST_LAYOUTS,
     TRAIN_LAYOUTS,
@@ -44,9 +45,6 @@ from data.layouts import (
     task_folder,
 )
 from utils.tasks import TASKS
-
-AUTHORS_NAME_LISTS = Path(__file__).parent / "name_lists"
-"""The authors' training name lists shipped with the project (the default ``--data_file_dir``)."""
 
 CHECK_SETTING = "5D"
 """The setting whose training tasks the final check covers (5D trains on every task)."""
@@ -590,6 +588,8 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
             train_tasks, test_tasks = (tasks, []) if split == "train" else ([], tasks)
             try:
                 report = check_data(train_tasks, CHECK_SETTING, test_tasks, paths, patch_size, num_workers)
+                if report.left_out:  # a prepared root must hold every file of the lists it is checked with
+                    raise DataError(report.left_out)
             except DataError as error:
                 ok = False
                 lines.append(f"{split} {kind}: FAILED, {len(error.problems)} problem(s) "
@@ -598,7 +598,10 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
                 lines.append(f"    hint: the files come from {_flags_feeding(split, kind)} (README, section Datasets); "
                              "re-run with the missing download, or fix the files named above")
                 continue
-            lines += [f"{line}   ({_expected(split, kind, data_file_dir)})" for line in report]
+            # The paper= lines compare the training images with the paper's (data.check.compare_with_paper).
+            lines += [line if line.startswith("paper=") else f"{line}   ({_expected(split, kind, data_file_dir)})"
+                      for line in report.lines]
+            lines += [f"WARNING: {warning}" for warning in report.warnings]
     return lines, ok
 
 

@@ -46,7 +46,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     tasks = list(dict.fromkeys(args.tasks))
     paths = dataset_paths(args)
     checkpoint = _preflight(args)
-    for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)):
+    for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)).lines:
         print(line)
     model_config = checkpoint.model_config or PRESETS[args.model or "paper"]().to_dict()
     table = prompt_table_for(args, checkpoint, tasks, model_config["text_dim"])
@@ -63,7 +63,9 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
     scored: dict[str, dict[str, float]] = {}
     figures: dict[str, str] = {}
-    for task, loader in zip(tasks, eval_loaders(tasks, paths, args.num_workers), strict=True):
+    legacy_noise = setting if args.legacy_noise else None  # the authors' test-noise draw
+    for task, loader in zip(tasks, eval_loaders(tasks, paths, args.num_workers, legacy_noise=legacy_noise),
+                            strict=True):
         trainer.test(module, dataloaders=loader, verbose=False)
         scored[task] = module.eval_results[task]
         figures.update(write_comparisons(module, [loader.dataset], module.eval_records, output, device))

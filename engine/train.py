@@ -3,9 +3,9 @@
 Order of work: parse options -> check every flag and file (``engine/checks.py``; a resumed run must
 keep its configuration) -> validate every dataset folder (``--check_data`` stops here) ->
 network and prompt table (from the checkpoint when resuming, so a run never changes its prompt
-codes) -> Lightning ``Trainer.fit`` with validation every ``--val_every`` steps and after every
-epoch, the best checkpoint by average PSNR, and ``last.ckpt`` for resuming. Ctrl-C and SIGTERM save
-``last.ckpt`` and end the run with exit status 130 / 143.
+codes) -> Lightning ``Trainer.fit`` with validation by ``--val_rule`` every ``--val_every`` steps
+and after every epoch, the best checkpoint by average PSNR, and ``last.ckpt`` for resuming. Ctrl-C
+and SIGTERM save ``last.ckpt`` and end the run with exit status 130 / 143.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from engine.module import RestorationModule
 from net.checkpoint import RUN_KEY, Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import PRESETS
 from net.prompts import load_prompt_file, prompt_list
-from options import build_train_parser, dataset_paths, parse_devices
+from options import VAL_RULES, build_train_parser, dataset_paths, parse_devices
 
 LAST = "last.ckpt"
 
@@ -93,22 +93,66 @@ class RecordRunConfig(Callback):
         checkpoint[RUN_KEY] = {**self.config, "world_size": trainer.world_size}
 
 
-class ValidateAtEpochEnd(Callback):
-    """Validation after the last batch of every epoch too (spec section 3: every N steps and every epoch)."""
+def should_validate(rule: str, every: int, batch_idx: int, global_step: int, last_batch: bool) -> bool:
+    """Whether to validate after this training step (validation also follows every epoch's last step).
 
-    def __init__(self, every: int):
+    rule 'epoch_step' (the authors'): when the step counter of the current epoch, 0 at its first step
+    (``batch_idx``), is a non-zero multiple of ``every``, i.e. after steps every+1, 2*every+1, ... of
+    each epoch. Rule 'global_step': when the number of steps done in the whole run (``global_step``)
+    is a multiple of ``every``.
+    """
+    if last_batch:
+        return True
+    if rule == "epoch_step":
+        return batch_idx > 0 and batch_idx % every == 0
+    if rule == "global_step":
+        return global_step % every == 0
+    raise ValueError(f"unknown validation rule {rule!r}; choose from {list(VAL_RULES)}")
+
+
+class ValidationSchedule(Callback):
+    """Validation after the steps :func:`should_validate` picks, through Lightning's own validation loop.
+
+    Lightning validates after a training batch when ``(batch_idx + 1) % trainer.val_check_batch == 0``
+    (with ``check_val_every_n_epoch=1``); before that check this callback sets ``val_check_batch`` to 1
+    (validate now) or to the epoch's length (only after its last batch). ``val_check_batch`` is a public
+    Trainer attribute but its use is not a documented API, so every validation is checked against the
+    request: if Lightning ever stops honouring it, the run stops with an error instead of silently
+    validating at other steps (tested with Lightning 2.6).
+    """
+
+    def __init__(self, rule: str, every: int):
+        if rule not in VAL_RULES:
+            raise ValueError(f"unknown validation rule {rule!r}; choose from {list(VAL_RULES)}")
+        self.rule = rule
         self.every = every
+        self._requested: int | None = None  # global step of a requested validation that has not run yet
+
+    def _broken(self, what: str) -> RuntimeError:
+        return RuntimeError(
+            f"Lightning {L.__version__} {what}: engine/train.py::ValidationSchedule steers validation through "
+            "Trainer.val_check_batch, as Lightning 2.6 uses it. Install lightning>=2.5,<2.7 (or pass --val_every 0 "
+            "to train without validation) and report this.")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        epoch_done = batch_idx + 1 == trainer.num_training_batches
-        if epoch_done and trainer.global_step % self.every != 0:  # a multiple of every validates anyway
-            # What Lightning's training epoch loop does around its own in-epoch validation (2.5-2.6).
-            connector = trainer._logger_connector
-            first_loop_iter = connector._first_loop_iter
-            trainer.validating = True
-            trainer.fit_loop.epoch_loop.val_loop.run()
-            trainer.training = True
-            connector._first_loop_iter = first_loop_iter
+        if self._requested is not None:
+            raise self._broken(f"did not validate after step {self._requested} as requested")
+        if not isinstance(getattr(trainer, "val_check_batch", None), (int, float)):
+            raise self._broken("has no Trainer.val_check_batch")
+        last_batch = batch_idx + 1 == trainer.num_training_batches
+        if should_validate(self.rule, self.every, batch_idx, trainer.global_step, last_batch):
+            self._requested = trainer.global_step
+            trainer.val_check_batch = 1
+        else:
+            trainer.val_check_batch = trainer.num_training_batches
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        # Lightning also validates before a requested stop (Trainer.should_stop): legitimate.
+        if self._requested != trainer.global_step and not trainer.should_stop:
+            raise self._broken(f"validated after step {trainer.global_step}, which was not requested")
+        self._requested = None
 
 
 class ProgressBar(TQDMProgressBar):
@@ -328,21 +372,25 @@ def _draw_curves(ckpt_dir: Path) -> None:
               f"try python -m engine.curves --ckpt_dir {ckpt_dir}", file=sys.stderr)
 
 
-def _run_data_check(args, paths) -> list[str]:
+def _run_data_check(args, paths) -> None:
+    """Print the data report (stdout) and its warnings (stderr); DataError if anything is wrong."""
     # Only the first process of a node checks (DDP launches the script again on the other ranks).
     if os.environ.get("LOCAL_RANK", "0") != "0":
-        return []
+        return
     test_tasks = args.val_tasks if args.val_every or args.check_data else []  # test sets a run will read
-    return check_data(args.de_type, args.setting, test_tasks, paths,
-                      args.patch_size, num_workers=max(args.num_workers, 1))
+    report = check_data(args.de_type, args.setting, test_tasks, paths,
+                        args.patch_size, num_workers=max(args.num_workers, 1))
+    for line in report.lines:
+        print(line)
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
 
 
 def train(setting: str, argv: list[str] | None = None) -> int:
     args = build_train_parser(setting).parse_args(argv)
     paths = dataset_paths(args)
     resume, source, init = _preflight(args, setting)
-    for line in _run_data_check(args, paths):
-        print(line)
+    _run_data_check(args, paths)
     if args.check_data:
         return 0
 
@@ -378,7 +426,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
             ModelCheckpoint(dirpath=ckpt_dir, monitor="val_psnr", mode="max", save_top_k=1,
                             filename="best-epoch{epoch}-step{step}-psnr{val_psnr:.2f}-ssim{val_ssim:.4f}",
                             auto_insert_metric_name=False),
-            ValidateAtEpochEnd(args.val_every),
+            ValidationSchedule(args.val_rule, args.val_every),
         ]
     logger = (TensorBoardLogger if args.logger == "tensorboard" else CSVLogger)(ckpt_dir, name=LOGS_DIR)
     devices = parse_devices(args.devices)
@@ -392,8 +440,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         benchmark=True,  # cuDNN picks the fastest convolution algorithms for the static training shapes
         max_epochs=args.epochs,
         max_steps=args.max_steps,
-        val_check_interval=args.val_every or None,
-        check_val_every_n_epoch=None,
+        check_val_every_n_epoch=1,  # ValidationSchedule picks the steps
         limit_val_batches=None if args.val_every else 0,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # DFPIRDataModule shards itself (exact resume, no padded duplicates)

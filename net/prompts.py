@@ -7,10 +7,11 @@ degradation id during training and testing: there is no CLIP forward per step.
 Backends that compute a table:
 
 - ``clip``: open_clip "ViT-B-32" with OpenAI's weights (pretrained tag "openai", QuickGELU),
-  ``encode_text`` of the tokenised prompt, the raw (not normalised) feature, computed in float16
-  as the authors did on CUDA, then cast to float32. The permutation inside every DGPB is a sort
-  of a projection of this feature: a float32 feature (up to 4.5e-3 away) gives other permutations
-  and another network, so the released checkpoints need the float16 features.
+  ``encode_text`` of each tokenised prompt alone (a batch of one, as the authors' scripts), the raw
+  (not normalised) feature, computed in float16 as the authors did on CUDA, then cast to float32.
+  The permutation inside every DGPB is a sort of a projection of this feature: a float32 feature
+  (up to 4.5e-3 away) gives other permutations and another network, so the released checkpoints
+  need the float16 features.
 - ``file``: a prompt-table file given by the user (``--prompt_embeddings FILE``), a ``torch.save``d
   dict {prompt string: 512-d tensor}; written by ``python -m net.prompts --export FILE``.
 - ``offline``: the same open_clip text tower with a fixed-seed random initialisation. For tests and
@@ -23,13 +24,17 @@ Backends that compute a table:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
+import random
 import socket
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from net.dgpb import TEXT_DIM
@@ -145,11 +150,13 @@ def _clip_weights_available() -> bool:
 
 
 def _encode(model, prompts: list[str], device: torch.device) -> torch.Tensor:
+    """``model.encode_text`` of each prompt alone (a batch of one, as the authors' scripts did: float16
+    GEMMs may round differently with the batch size) -> (N, 512) float32 on the CPU."""
     import open_clip
 
-    tokens = open_clip.get_tokenizer(CLIP_MODEL)(prompts).to(device)
+    tokenizer = open_clip.get_tokenizer(CLIP_MODEL)
     with torch.no_grad():
-        return model.encode_text(tokens).float().cpu()
+        return torch.cat([model.encode_text(tokenizer([prompt]).to(device)).float().cpu() for prompt in prompts])
 
 
 def encode_with_clip(prompts: list[str], device: str | torch.device | None = None) -> torch.Tensor:
@@ -240,13 +247,42 @@ def save_prompt_file(path: str | Path, table: PromptTable) -> None:
     torch.save({p: e.clone() for p, e in zip(table.prompts, table.embeddings, strict=True)}, path)
 
 
+@contextlib.contextmanager
+def preserved_random_streams() -> Iterator[None]:
+    """Leave the global random streams (Python, NumPy, torch CPU and CUDA) as they were on entry.
+
+    Building CLIP draws a random initialisation (then overwritten by its weights) from the global
+    torch stream; without this, the network built after the prompt table would get initial weights
+    that depend on the prompt backend instead of on the seed alone.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=cuda_devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def build_prompt_table(
     prompt_set: str = "detailed",
     backend: str = "clip",
     embeddings_file: str | Path | None = None,
     device: str | torch.device | None = None,
 ) -> PromptTable:
-    """Compute the prompt table of a prompt set; ``embeddings_file`` takes precedence over ``backend``."""
+    """Compute the prompt table of a prompt set; ``embeddings_file`` takes precedence over ``backend``.
+
+    The global random streams are left as they were (:func:`preserved_random_streams`), so a network
+    built afterwards gets the same initial weights whatever the backend.
+    """
+    with preserved_random_streams():
+        return _compute_prompt_table(prompt_set, backend, embeddings_file, device)
+
+
+def _compute_prompt_table(
+    prompt_set: str, backend: str, embeddings_file: str | Path | None, device: str | torch.device | None
+) -> PromptTable:
     prompts = prompt_list(prompt_set)
     if embeddings_file is not None:
         return PromptTable(prompts, load_prompt_file(embeddings_file, prompts), f"file {Path(embeddings_file).name}")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.check import check_data
-from data.layouts import DataError, DatasetPaths
+import data.check
+from data.check import check_data, compare_with_paper
+from data.layouts import AUTHORS_NAME_LISTS, DataError, DatasetPaths
 from utils.tasks import SETTINGS
 
 PATCH = 16
@@ -44,9 +45,11 @@ def root(tmp_path: Path) -> Path:
 
 
 def check(root: Path, setting: str = "5D", **paths_kwargs) -> list[str]:
+    """The report's task= and test= lines."""
     s = SETTINGS[setting]
-    return check_data(list(s.train_repeats), setting, list(s.test_tasks), DatasetPaths.from_root(root, **paths_kwargs),
-                      PATCH, num_workers=2)
+    report = check_data(list(s.train_repeats), setting, list(s.test_tasks),
+                        DatasetPaths.from_root(root, **paths_kwargs), PATCH, num_workers=2)
+    return [line for line in report.lines if not line.startswith("paper=")]
 
 
 def test_report_on_good_data(root):
@@ -137,3 +140,47 @@ def test_problem_list_is_capped(root):
 def test_unknown_tasks_are_refused(root):
     with pytest.raises(ValueError, match="deblur"):
         check_data(["deblur"], "3D", [], DatasetPaths.from_root(root), PATCH)
+
+
+def test_paper_counts_flag_a_difference_without_refusing(root, tmp_path):
+    for old, new in (("1", "900"), ("2", "100")):  # rain-100 is in the authors' list, rain-900 not
+        (root / f"Train/Derain/rainy/rain-{old}.png").rename(root / f"Train/Derain/rainy/rain-{new}.png")
+        (root / f"Train/Derain/gt/norain-{old}.png").rename(root / f"Train/Derain/gt/norain-{new}.png")
+    report = check_data(["derain", "lowlight"], "5D", [], DatasetPaths.from_root(root), PATCH)
+    paper = [line for line in report.lines if line.startswith("paper=")]
+    assert paper[0] == ("paper=derain found=2 expected=200 DIFFERS FROM THE PAPER: 199 of the authors' images are "
+                        "missing (e.g. rain-1.png, rain-10.png, rain-101.png, rain-102.png, rain-103.png, ...); "
+                        "1 images found are not in the authors' list")
+    assert paper[1].startswith("paper=lowlight found=2 expected=485 DIFFERS FROM THE PAPER")
+    assert [(c.kind, c.found, c.expected, len(c.missing), c.unlisted) for c in report.paper] == [
+        ("derain", 2, 200, 199, 1), ("lowlight", 2, 485, 484, 1)]
+    (warning,) = report.warnings
+    assert "derain (2 images, the paper 200), lowlight (2 images, the paper 485)" in warning
+
+
+def test_paper_counts_match_on_the_authors_files(tmp_path, monkeypatch):
+    folder = tmp_path / "Train/LowLight"
+    names = (AUTHORS_NAME_LISTS / "train_lol.txt").read_text().split()
+    for name in names[:3]:  # 3 of LOL's 485, as if the list were the whole benchmark
+        save(folder / "low" / name, (16, 16))
+        save(folder / "high" / name, (16, 16))
+    count = compare_with_paper("lowlight", DatasetPaths.from_root(tmp_path))
+    assert (count.found, count.expected, len(count.missing), count.unlisted, count.matches) == (3, 485, 482, 0, False)
+    lists = tmp_path / "lists"  # as if the authors' list were these 3 names
+    lists.mkdir()
+    (lists / "train_lol.txt").write_text("\n".join(names[:3]))
+    monkeypatch.setattr(data.check, "AUTHORS_NAME_LISTS", lists)
+    monkeypatch.setitem(data.check.PAPER_TRAIN_COUNTS, "lowlight", 3)
+    count = compare_with_paper("lowlight", DatasetPaths.from_root(tmp_path, data_file_dir=lists))
+    assert count.matches and count.line() == "paper=lowlight found=3 expected=3 ok"
+
+
+def test_own_lists_warn_about_missing_files(root, tmp_path):
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists/train_lol.txt").write_text("1.png\ngone.png\n")
+    report = check_data(["lowlight"], "5D", [], DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists"), PATCH)
+    assert report.lines[0] == "task=lowlight images=1 repeat=60 samples=60"
+    own_list = tmp_path / "lists/train_lol.txt"
+    assert report.left_out == [f"{root / 'Train/LowLight/low/gone.png'} is listed in {own_list} but does not exist"]
+    assert report.warnings[0] == (f"1 images listed in {tmp_path / 'lists/train_lol.txt'} are missing from "
+                                  f"{root / 'Train/LowLight/low'} and are left out (e.g. gone.png)")

@@ -7,7 +7,8 @@ root contains 'blur', 'low' and 'rain' to catch substring-replacement pairing.
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import subprocess
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -150,14 +151,42 @@ def test_missing_name_list_names_the_paths_looked_at(root, tmp_path):
         train_pairs("derain", paths)
 
 
-def test_listed_file_that_does_not_exist_is_named(root, tmp_path):
+def test_own_list_leaves_out_listed_files_that_do_not_exist(root, tmp_path):
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "train_lol.txt").write_text("1.png\nmissing.png\n")
     paths = DatasetPaths.from_root(root, data_file_dir=tmp_path / "lists")
+    assert [p.clean.name for p in train_pairs("lowlight", paths)] == ["1.png"]
+    inputs, problems = layouts.training_inputs("lowlight", paths)
+    assert problems == [] and inputs.missing == (PurePosixPath("missing.png"),)
+    assert inputs.list_path == tmp_path / "lists" / "train_lol.txt"
+
+
+def test_authors_lists_require_every_listed_file_and_spot_the_bsd400_prefix(tmp_path):
+    folder = tmp_path / "Train" / "Denoise"
+    folder.mkdir(parents=True)
+    for name in ("00001.bmp", "117025.jpg", "161062.jpg", "999999.jpg"):  # BSD400 as downloaded: no 'a'
+        (folder / name).touch()
+    paths = DatasetPaths.from_root(tmp_path, data_file_dir=layouts.AUTHORS_NAME_LISTS)
     with pytest.raises(DataError) as err:
-        train_pairs("lowlight", paths)
-    assert err.value.problems == [
-        f"{root / 'Train/LowLight/low/missing.png'} is listed in {tmp_path / 'lists/train_lol.txt'} but does not exist"]
+        train_pairs("denoise", paths)
+    (problem,) = err.value.problems
+    assert problem.startswith(f"5143 of the 5144 images listed in {layouts.AUTHORS_NAME_LISTS / 'denoise.txt'} "
+                              f"are missing from {folder} (e.g. 00002.bmp")
+    assert "2 of them exist without the 'a' prefix" in problem and "--data_file_dir none" in problem
+    command = problem.split("e.g. with: ")[1].split(" (to train on")[0]
+    subprocess.run(["bash", "-c", command], check=True)  # the advice, run as printed, renames exactly those two
+    assert sorted(p.name for p in folder.iterdir()) == ["00001.bmp", "999999.jpg", "a117025.jpg", "a161062.jpg"]
+    inputs, problems = layouts.training_inputs("denoise", paths)
+    assert len(inputs.names) == 3 and len(inputs.missing) == 5141 and "'a' prefix" not in problems[0]
+
+
+def test_listed_files_in_other_sub_folders_are_pointed_at(tmp_path):
+    (tmp_path / "Train/Dehaze/synthetic/part1").mkdir(parents=True)
+    (tmp_path / "Train/Dehaze/synthetic/part1/0025_0.8_0.04.jpg").touch()
+    paths = DatasetPaths.from_root(tmp_path, data_file_dir=layouts.AUTHORS_NAME_LISTS)
+    _, problems = layouts.training_inputs("dehaze", paths)
+    assert "1 of them are in other sub-folders of" in problems[0]
+    assert "(e.g. part1/0025_0.8_0.04.jpg for 0025_0.8_0.04.jpg)" in problems[0]
 
 
 def test_missing_folder_names_it_and_its_flag(tmp_path):

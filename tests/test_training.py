@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,8 +27,13 @@ TINY = ["--model", "tiny", "--patch_size", "32", "--batch_size", "2", "--num_wor
         "--prompt_backend", "offline", "--logger", "csv"]
 
 
+def _lists(data_root: Path) -> list[str]:
+    """The stand-in data's own name lists (the default lists name the real benchmarks' files)."""
+    return ["--data_file_dir", str(data_root / "data_file_dir")]
+
+
 def _train(data_root: Path, ckpt_dir: Path, *extra: str) -> None:
-    argv = ["--data_root", str(data_root), "--ckpt_dir", str(ckpt_dir), *TINY, *extra]
+    argv = ["--data_root", str(data_root), "--ckpt_dir", str(ckpt_dir), *_lists(data_root), *TINY, *extra]
     assert train_main("3D", argv) == 0
 
 
@@ -93,8 +99,8 @@ def test_ddp_validation_equals_single_process(data_root, tmp_path):
         ckpt_dir = tmp_path / f"devices{devices}"
         # lr 0: both runs validate the same (seeded) initial weights after one step.
         argv = [sys.executable, str(ROOT / "train_3D_DFPIR.py"), "--data_root", str(data_root), "--ckpt_dir",
-                str(ckpt_dir), *TINY, "--devices", devices, "--max_steps", "1", "--val_every", "1", "--lr", "0",
-                "--val_tasks", "denoise_15", "derain", "dehaze"]
+                str(ckpt_dir), *_lists(data_root), *TINY, "--devices", devices, "--max_steps", "1", "--val_every", "1",
+                "--val_rule", "global_step", "--lr", "0", "--val_tasks", "denoise_15", "derain", "dehaze"]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -104,11 +110,25 @@ def test_ddp_validation_equals_single_process(data_root, tmp_path):
 
 
 def test_check_data_flag_reports_and_exits(data_root, capsys):
-    assert train_main("5D", ["--data_root", str(data_root), "--check_data", "--patch_size", "32"]) == 0
+    assert train_main("5D", ["--data_root", str(data_root), "--check_data", "--patch_size", "32",
+                             *_lists(data_root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "task=derain images=4 repeat=80 samples=320" in lines
     assert "task=lowlight images=4 repeat=60 samples=240" in lines
     assert "test=deblur pairs=4" in lines
+
+
+def test_check_data_with_the_default_lists_stops_on_files_they_list(data_root, capsys):
+    # The stand-in data is not the authors' data: the default (their lists) must refuse it clearly.
+    assert train_main("3D", ["--data_root", str(data_root), "--check_data", "--patch_size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "5144 of the 5144 images listed in" in err and "data/name_lists/denoise.txt" in err
+    assert "--data_file_dir none" in err
+    assert train_main("3D", ["--data_root", str(data_root), "--check_data", "--patch_size", "32",
+                             "--data_file_dir", "none"]) == 0
+    captured = capsys.readouterr()
+    assert "paper=derain found=4 expected=200 DIFFERS FROM THE PAPER" in captured.out
+    assert "WARNING: the training data differs from the paper's" in captured.err
 
 
 def test_check_data_names_a_missing_ground_truth(data_root, tmp_path, capsys):
@@ -118,18 +138,45 @@ def test_check_data_names_a_missing_ground_truth(data_root, tmp_path, capsys):
     shutil.copytree(data_root, root)
     missing = root / "Train" / "Derain" / "gt" / "norain-2.png"
     missing.unlink()
-    assert train_main("3D", ["--data_root", str(root), "--check_data", "--patch_size", "32"]) != 0
+    assert train_main("3D", ["--data_root", str(root), "--check_data", "--patch_size", "32",
+                             "--data_file_dir", "none"]) != 0
     assert str(missing) in capsys.readouterr().err
 
 
-def test_validation_runs_every_val_every_steps_and_after_each_epoch(data_root, tmp_path):
-    # dehaze alone: 4 steps per epoch. val_every 3 -> validations after steps 3 (interval) and 4 (epoch end).
+@pytest.mark.parametrize("rule, every, expected", [
+    # dehaze alone: 4 steps per epoch. The authors' rule: the epoch's step counter (0 at its first step)
+    # is 2 after step 3 and step 7 (counter 2 of epoch 1); plus every epoch's end (steps 4, 8).
+    ("epoch_step", 2, [3, 4, 7]),
+    # Steps of the whole run: 3 and 6, plus the end of epoch 0 (step 4).
+    ("global_step", 3, [3, 4, 6]),
+])
+def test_validation_happens_at_exactly_the_steps_of_the_rule(data_root, tmp_path, rule, every, expected):
     ckpt_dir = tmp_path / "run"
-    _train(data_root, ckpt_dir, "--de_type", "dehaze", "--max_steps", "4", "--val_every", "3",
-           "--val_tasks", "dehaze")
+    _train(data_root, ckpt_dir, "--de_type", "dehaze", "--max_steps", "7", "--val_every", str(every),
+           "--val_rule", rule, "--val_tasks", "dehaze")
     rows = list(csv.DictReader(open(next(ckpt_dir.glob("logs/version_*/metrics.csv")))))
-    validated_at = sorted({int(r["step"]) for r in rows if r.get("val_psnr")})
-    assert len(validated_at) == 2, validated_at
+    # Lightning logs a validation under the step count before the step that preceded it.
+    validated_after = [int(r["step"]) + 1 for r in rows if r.get("val_psnr")]
+    assert validated_after == expected
+    assert len(list(ckpt_dir.glob("best-*.ckpt"))) == 1  # the best average PSNR is kept
+
+
+def test_validation_schedule_fails_loudly_if_lightning_ignores_it():
+    from types import SimpleNamespace
+
+    from engine.train import ValidationSchedule
+
+    schedule = ValidationSchedule("epoch_step", 2)
+    trainer = SimpleNamespace(val_check_batch=4, num_training_batches=4, global_step=3, sanity_checking=False,
+                              should_stop=False)
+    schedule.on_train_batch_end(trainer, None, None, None, batch_idx=2)
+    assert trainer.val_check_batch == 1  # validate now
+    trainer.global_step = 4  # ... but the next step comes without a validation
+    with pytest.raises(RuntimeError, match="did not validate after step 3 as requested"):
+        schedule.on_train_batch_end(trainer, None, None, None, batch_idx=3)
+    schedule = ValidationSchedule("epoch_step", 2)
+    with pytest.raises(RuntimeError, match="validated after step 4, which was not requested"):
+        schedule.on_validation_start(trainer, None)
 
 
 def test_authors_checkpoint_with_a_prompt_file_scores_like_the_same_weights_in_a_lightning_checkpoint(
@@ -172,9 +219,9 @@ def test_a_checkpoint_written_before_the_engine_move_still_loads_evaluates_and_r
     ckpt_dir = tmp_path / "run"
     ckpt_dir.mkdir()
     shutil.copy(LEGACY_CKPT, ckpt_dir / "last.ckpt")
-    argv = ["--data_root", str(data_root), "--ckpt_dir", str(ckpt_dir), "--patch_size", "32", "--batch_size", "2",
-            "--num_workers", "0", "--device", "cpu", "--logger", "csv", "--de_type", "derain", "--val_every", "0",
-            "--max_steps", "3", "--resume", "auto"]
+    argv = ["--data_root", str(data_root), "--ckpt_dir", str(ckpt_dir), *_lists(data_root), "--patch_size", "32",
+            "--batch_size", "2", "--num_workers", "0", "--device", "cpu", "--logger", "csv", "--de_type", "derain",
+            "--val_every", "0", "--max_steps", "3", "--resume", "auto"]
     assert train_main("3D", argv) == 0
     resumed = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
     assert resumed["global_step"] == 3
@@ -246,3 +293,47 @@ def test_adam_is_foreach_on_cpu_and_follows_the_device_after_a_resume():
     module._trainer = SimpleNamespace(optimizers=[optimizer])
     module.on_train_start()
     assert optimizer.param_groups[0]["foreach"] is True and not optimizer.param_groups[0]["fused"]
+
+
+def test_initial_weights_depend_on_the_seed_only_not_on_the_prompt_backend(data_root, tmp_path, monkeypatch):
+    """offline, a prompt file and CLIP give bit-identical initial weights: those of the seed alone."""
+    import random
+
+    import lightning as L
+    import numpy as np
+    import open_clip
+
+    from net import prompts
+    from net.dfpir import DFPIR, PRESETS
+
+    real_create_model = open_clip.create_model
+
+    def create_model(name, pretrained=None, **kwargs):
+        if pretrained is None:  # the offline backend's random-init tower
+            return real_create_model(name, pretrained=None, **kwargs)
+        torch.randn(1000), np.random.rand(10), random.random()  # consumes the global streams, as building CLIP does
+        clip = SimpleNamespace(encode_text=lambda tokens: tokens[:, 1:2].float().repeat(1, 512).half())
+        clip.eval = lambda: clip
+        return clip
+
+    monkeypatch.setattr(open_clip, "create_model", create_model)
+    monkeypatch.setattr(prompts, "_clip_weights_available", lambda: True)
+    initial: dict[str, dict[str, torch.Tensor]] = {}
+
+    def capture(trainer, module, *args, **kwargs):  # the weights Trainer.fit would start from
+        initial[backend] = {k: v.clone() for k, v in module.net.state_dict().items()}
+
+    monkeypatch.setattr(L.Trainer, "fit", capture)
+    prompt_file = tmp_path / "prompts.pt"
+    prompts.save_prompt_file(prompt_file, prompts.build_prompt_table("detailed", "offline"))
+    backends = {"offline": ["--prompt_backend", "offline"], "file": ["--prompt_embeddings", str(prompt_file)],
+                "clip": ["--prompt_backend", "clip"]}
+    for backend, flags in backends.items():
+        argv = ["--data_root", str(data_root), "--ckpt_dir", str(tmp_path / backend), *_lists(data_root), *TINY,
+                "--de_type", "dehaze", "--val_every", "0", "--seed", "3", *flags]
+        assert train_main("3D", argv) == 0
+    torch.manual_seed(3)
+    expected = DFPIR(**PRESETS["tiny"]().to_dict()).state_dict()
+    for backend, weights in initial.items():
+        assert weights.keys() == expected.keys()
+        assert all(torch.equal(weights[k], expected[k]) for k in expected), backend
