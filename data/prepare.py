@@ -40,7 +40,6 @@ from data.layouts import (
     TRAIN_LAYOUTS,
     DataError,
     DatasetPaths,
-    find_name_list,
     list_images,
     task_folder,
 )
@@ -556,25 +555,13 @@ def _flags_feeding(split: str, kind: str) -> str:
     return " and ".join(f"--{d.flag}" for d in DOWNLOADS if (split, kind) in d.feeds)
 
 
-def _expected(split: str, kind: str, data_file_dir: Path | None) -> str:
-    """What the check's count should be: the name list's entries (training) or the benchmark's size (test)."""
-    if split == "test":
-        return f"expected {TEST_SET_SIZES[kind]}"
-    layout = TRAIN_LAYOUTS[kind]
-    if data_file_dir is None or layout.name_list is None:
-        return "every image found (no name lists)"
-    list_path, _ = find_name_list(data_file_dir, layout.name_list)
-    if list_path is None:
-        return f"{layout.name_list} not found"
-    entries = sum(1 for line in list_path.read_text().splitlines() if line.strip())
-    return f"expected {entries} ({list_path.name})"
-
-
 def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_workers: int) -> tuple[list[str], bool]:
     """Run ``--check_data``'s check on every task folder present under ``out``, one dataset at a time.
 
-    Returns (report lines, whether every present folder passed). A folder that is absent is listed
-    with the flags that would fill it, not counted as a failure.
+    Returns (report lines, whether every present folder passed). The lines are the check's own
+    (``task=``, ``paper=`` found against the paper's count with what is missing and a hint,
+    ``test=`` with the benchmark's size beside it) and its warnings. A folder that is absent is
+    listed with the flags that would fill it, not counted as a failure.
     """
     paths = DatasetPaths.from_root(out, data_file_dir)
     lines, ok = [], True
@@ -592,14 +579,14 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
                     raise DataError(report.left_out)
             except DataError as error:
                 ok = False
-                lines.append(f"{split} {kind}: FAILED, {len(error.problems)} problem(s) "
-                             f"({_expected(split, kind, data_file_dir)}), e.g.:")
+                lines.append(f"{split} {kind}: FAILED, {len(error.problems)} problem(s), e.g.:")
                 lines += [f"    {problem}" for problem in error.problems[:SHOWN]]
                 lines.append(f"    hint: the files come from {_flags_feeding(split, kind)} (README, section Datasets); "
                              "re-run with the missing download, or fix the files named above")
                 continue
-            # The paper= lines compare the training images with the paper's (data.check.compare_with_paper).
-            lines += [line if line.startswith("paper=") else f"{line}   ({_expected(split, kind, data_file_dir)})"
+            # task= and test= lines as --check_data prints them; paper= lines: the training images against the
+            # paper's (data.check.compare_with_paper), with what is missing and why.
+            lines += [f"{line}   (the benchmark has {TEST_SET_SIZES[kind]})" if line.startswith("test=") else line
                       for line in report.lines]
             lines += [f"WARNING: {warning}" for warning in report.warnings]
     return lines, ok

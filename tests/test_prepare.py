@@ -139,7 +139,9 @@ def test_official_downloads_prepare_into_a_checked_layout(downloads, tmp_path, c
     assert sorted(p.name for p in (out / "test/derain/Rain100L/input").iterdir()) == ["rain-001.png", "rain-002.png"]
     assert sorted(p.name for p in (out / "test/denoise/bsd68").iterdir()) == ["0000.png", "0001.png"]
     for line in ("--gopro", "train deblur: 3 pairs in 2 sequences", "test dehaze: 2 pairs",
-                 "ignored 4 blur_gamma/ folders", "task=dehaze images=4", "(expected 4 (hazy_outside.txt))"):
+                 "ignored 4 blur_gamma/ folders", "task=dehaze images=4",
+                 "paper=dehaze found=4 expected=72135 DIFFERS FROM THE PAPER",
+                 "test=dehaze pairs=2   (the benchmark has 500)"):
         assert line in printed
 
 
@@ -182,21 +184,25 @@ def test_copy_then_rerun_keeps_the_copies(downloads, tmp_path, capsys):
 
 
 def test_check_names_what_is_missing(downloads, tmp_path, capsys):
-    (tmp_path / "lists/train_lol.txt").write_text("2.png\n5.png\n7.png\n")
+    bad = downloads / "LOLdataset/eval15/high/1.png"
+    bad.write_bytes(bad.read_bytes()[:40])  # a truncated download
+    (tmp_path / "lists/train_lol.txt").write_text("2.png\n5.png\n7.png\n")  # and a listed image it lacks
     assert prepare(downloads, tmp_path / "dfpir") == 1
     printed = capsys.readouterr().out
-    assert "train lowlight: FAILED, 1 problem(s) (expected 3 (train_lol.txt))" in printed
+    assert "train lowlight: FAILED, 1 problem(s), e.g.:" in printed
     assert "Train/LowLight/low/7.png is listed in" in printed
-    assert "hint: the files come from --lol" in printed
+    assert "test lowlight: FAILED, 1 problem(s), e.g.:" in printed
+    assert "cannot read image" in printed and "hint: the files come from --lol" in printed
+    assert "ready" not in printed
 
 
-def test_only_some_downloads(downloads, tmp_path, capsys):
+def test_only_some_downloads_against_the_authors_lists(downloads, tmp_path, capsys):
     out = tmp_path / "dfpir"
-    assert main(["--out", str(out), "--lol", str(downloads / "LOLdataset"), "--data_file_dir",
-                 str(tmp_path / "lists"), "--patch_size", str(PATCH)]) == 0
+    assert main(["--out", str(out), "--lol", str(downloads / "LOLdataset"), "--patch_size", str(PATCH)]) == 1
     printed = capsys.readouterr().out
-    assert "task=lowlight images=2 repeat=60 samples=120   (expected 2 (train_lol.txt))" in printed
-    assert "test=lowlight pairs=1   (expected 15)" in printed
+    assert "train lowlight: FAILED" in printed and "483 of the 485 images listed in" in printed
+    assert "hint: the files come from --lol" in printed
+    assert "test=lowlight pairs=1   (the benchmark has 15)" in printed
     assert "train deblur: not prepared" in printed and "pass --gopro" in printed
 
 
