@@ -61,13 +61,14 @@ def _add_prompt_args(parser: argparse.ArgumentParser, setting: str) -> None:
                        "offline (random-init text tower: tests/demos only), auto (CLIP, else offline with a warning)")
 
 
-def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
+def _add_runtime_args(parser: argparse.ArgumentParser, channels_last: bool = True) -> None:
     group = parser.add_argument_group("hardware")
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="accelerator")
     group.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
                        help="data-loading worker processes")
-    group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
-                       help="channels_last memory format (same function, faster convolutions)")
+    if channels_last:
+        group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
+                           help="channels_last memory format (same function, faster convolutions)")
 
 
 def build_train_parser(setting: str) -> argparse.ArgumentParser:
@@ -161,6 +162,35 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
     _add_prompt_args(parser, setting)
     _add_data_args(parser, train=False)
     parser.set_defaults(setting=setting)
+    return parser
+
+
+def build_recognizer_train_parser() -> argparse.ArgumentParser:
+    """Parser of ``train_recognizer.py``: the dataset flags of DFPIR training, and the recogniser's own."""
+    parser = argparse.ArgumentParser(
+        description="Train the degradation recogniser used for blind restoration (--blind, --degradation auto) "
+        "on the training mixture of a setting; the label of each sample is its task's degradation id.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--setting", required=True, choices=list(SETTINGS),
+                        help="the DFPIR setting whose degradation ids the recogniser predicts")
+    group = parser.add_argument_group("training")
+    group.add_argument("--de_type", nargs="+", default=None, choices=list(TASKS),
+                       help="training tasks (default: every task of the setting)")
+    group.add_argument("--batch_size", type=int, default=32, help="samples per step (balanced over the tasks)")
+    group.add_argument("--patch_size", type=int, default=128, help="training crop, as in DFPIR training")
+    group.add_argument("--max_steps", type=int, default=600, help="optimizer steps")
+    group.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (cosine decay to 0)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--preload_gb", type=float, default=4.0,
+                       help="decode the most revisited training sets into RAM up to this many GB; 0 disables")
+    group.add_argument("--val_tasks", nargs="+", default=None, metavar="TASK",
+                       help="test sets on which the accuracy is measured after training (default: every task "
+                       "of the setting); 'none' skips it")
+    group.add_argument("--output", default=None, metavar="FILE",
+                       help="recogniser checkpoint to write (default: checkpoints/recognizer_<setting>.pt)")
+    _add_runtime_args(parser, channels_last=False)
+    _add_data_args(parser, train=True)
     return parser
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -64,6 +65,36 @@ class StepSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.steps_per_epoch * self.batch_size
+
+
+class TaskBalancedSampler(Sampler[int]):
+    """Sample indices of a ``TrainMixture`` with every task equally often, for the degradation recogniser.
+
+    The mixture's repeat factors make some tasks far more frequent (Rain100L 120 times per epoch,
+    RESIDE once): a classifier trained on it would learn that prior instead of the degradations.
+    Position j of step s takes task ``(s * batch_size + j) % T`` (T tasks) and a uniform sample of
+    that task's index range in a random epoch, so crops, flips and noise are fresh at every draw
+    (``k + e * len(dataset)`` is the same image with new randomness, see ``data/train.py``). The
+    order depends only on (seed, step).
+    """
+
+    def __init__(self, dataset: TrainMixture, batch_size: int, steps: int, seed: int):
+        self.ranges = [(start, stop) for _, start, stop in dataset.task_ranges()]
+        self.dataset_len = len(dataset)
+        self.batch_size = batch_size
+        self.steps = steps
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[int]:
+        for step in range(self.steps):
+            rng = np.random.default_rng([self.seed, step])
+            for j in range(self.batch_size):
+                start, stop = self.ranges[(step * self.batch_size + j) % len(self.ranges)]
+                epoch = int(rng.integers(2**20))
+                yield epoch * self.dataset_len + int(rng.integers(start, stop))
+
+    def __len__(self) -> int:
+        return self.steps * self.batch_size
 
 
 class ResumableLoader(DataLoader):

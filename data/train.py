@@ -120,6 +120,11 @@ class TrainMixture(Dataset):
         """(task, images, repeat) per task, in task order."""
         return [(s.task, s.images, s.repeat) for s in self._segments]
 
+    def task_ranges(self) -> list[tuple[str, int, int]]:
+        """(task, start, stop) per task: the sample indices [start, stop) of one epoch cut from that task."""
+        starts = [0, *self._ends[:-1]]
+        return [(s.task, start, stop) for s, start, stop in zip(self._segments, starts, self._ends, strict=True)]
+
     def preloaded(self) -> dict[str, int]:
         """Dataset kind -> number of its pairs held in memory (empty without ``preload``)."""
         counts: dict[str, int] = {}

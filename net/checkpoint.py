@@ -180,8 +180,9 @@ def _listing(title: str, items: list[str]) -> str:
     return f"  {title} ({len(items)}): {shown}{more}"
 
 
-def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Raise CheckpointError listing missing keys, unexpected keys and shape mismatches."""
+def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
+                     hint: str = "Is it a DFPIR checkpoint of the same configuration (e.g. --model paper vs tiny)?") -> None:
+    """Raise CheckpointError listing missing keys, unexpected keys and shape mismatches, then ``hint``."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -196,7 +197,7 @@ def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
         for title, items in listed:
             if items:
                 lines.append(_listing(title, items))
-        lines.append("  Is it a DFPIR checkpoint of the same configuration (e.g. --model paper vs tiny)?")
+        lines.append(f"  {hint}")
         raise CheckpointError("\n".join(lines))
 
 

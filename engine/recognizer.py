@@ -1,0 +1,156 @@
+"""The training run behind train_recognizer.py: the degradation recogniser for blind restoration.
+
+The data are DFPIR's training mixture (``data/train.py``: the same folders, name lists, repeat
+factors, crops, flips and noise), drawn task-balanced (``TaskBalancedSampler``); the label of each
+sample is its task's degradation id. AdamW with a cosine decay, cross-entropy. After training, the
+accuracy on the setting's test sets is printed with a confusion matrix and stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from data.datamodule import TaskBalancedSampler, test_loaders
+from data.layouts import DatasetPaths
+from data.train import DEFAULT_PRELOAD_BYTES, TrainMixture
+from engine.common import UsageError, accelerator, run_cli
+from net.recognizer import DegradationRecognizer, save_recognizer
+from options import build_recognizer_train_parser, dataset_paths
+from utils.tasks import SETTINGS, TASK_BY_ID, TASKS
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if accelerator(name) != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def _check_options(args) -> tuple[list[str], list[str], Path]:
+    """(training tasks, validation tasks, output path); UsageError naming the flag otherwise."""
+    setting_tasks = list(SETTINGS[args.setting].train_repeats)
+    de_type = list(dict.fromkeys(args.de_type or setting_tasks))
+    foreign = [t for t in de_type if t not in setting_tasks]
+    if foreign:
+        raise UsageError(f"--de_type {' '.join(foreign)}: not a task of the {args.setting} setting "
+                         f"({' '.join(setting_tasks)})")
+    if args.val_tasks is not None and [t.lower() for t in args.val_tasks] == ["none"]:
+        val_tasks = []
+    else:
+        val_tasks = list(dict.fromkeys(args.val_tasks or setting_tasks))
+        unknown = [t for t in val_tasks if t not in setting_tasks]
+        if unknown:
+            raise UsageError(f"--val_tasks {' '.join(unknown)}: not a task of the {args.setting} setting "
+                             f"({' '.join(setting_tasks)}), or 'none'")
+    for flag, value, least in (("--batch_size", args.batch_size, 2), ("--max_steps", args.max_steps, 1),
+                               ("--patch_size", args.patch_size, 32)):
+        if value < least:
+            raise UsageError(f"{flag} {value}: must be at least {least}")
+    if args.num_workers < 0:
+        raise UsageError(f"--num_workers {args.num_workers}: must be 0 or more")
+    output = Path(args.output or f"checkpoints/recognizer_{args.setting}.pt")
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / 'recognizer.pt'}")
+    return de_type, val_tasks, output
+
+
+@torch.inference_mode()
+def recognise_test_sets(model: DegradationRecognizer, tasks: list[str], paths: DatasetPaths, num_workers: int,
+                        device: torch.device) -> dict[str, dict[int, int]]:
+    """Predicted-id counts per test set: {task: {predicted de_id: images}} (whole images, batch 1)."""
+    counts: dict[str, dict[int, int]] = {}
+    for task, loader in zip(tasks, test_loaders(tasks, paths, num_workers), strict=True):
+        counts[task] = {}
+        for batch in tqdm(loader, desc=f"recognising {task}", unit="image", leave=False):
+            ids, _ = model.predict(batch["degraded"].to(device))
+            for de_id in ids.tolist():
+                counts[task][de_id] = counts[task].get(de_id, 0) + 1
+    return counts
+
+
+def confusion_table(counts: dict[str, dict[int, int]], de_ids: list[int]) -> str:
+    """Markdown confusion matrix: one row per test set (true task), one column per predicted task."""
+    header = ["true \\ predicted", *(TASK_BY_ID[i].name for i in de_ids), "accuracy"]
+    rows = [header, ["---"] * len(header)]
+    for task, predicted in counts.items():
+        total = sum(predicted.values())
+        accuracy = predicted.get(TASKS[task].de_id, 0) / total if total else float("nan")
+        rows.append([task, *(str(predicted.get(i, 0)) for i in de_ids), f"{accuracy:.1%}"])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def overall_accuracy(counts: dict[str, dict[int, int]]) -> float:
+    """Correctly recognised images / all images, over every test set."""
+    total = sum(sum(p.values()) for p in counts.values())
+    correct = sum(p.get(TASKS[t].de_id, 0) for t, p in counts.items())
+    return correct / total if total else float("nan")
+
+
+def train_recognizer(argv: list[str] | None = None) -> int:
+    args = build_recognizer_train_parser().parse_args(argv)
+    de_type, val_tasks, output = _check_options(args)
+    device = _device(args.device)
+    paths = dataset_paths(args)
+    if val_tasks:
+        test_loaders(val_tasks, paths, 0)  # validates the test folders before training
+    dataset = TrainMixture(de_type, args.setting, paths, args.patch_size, args.seed,
+                           preload=args.preload_gb > 0,
+                           preload_bytes=int(args.preload_gb * 2**30) if args.preload_gb > 0 else DEFAULT_PRELOAD_BYTES)
+    print("training data: " + ", ".join(f"{t} {n} images x{r}" for t, n, r in dataset.summary())
+          + " (drawn task-balanced)")
+
+    torch.manual_seed(args.seed)
+    model = DegradationRecognizer(args.setting).to(device)
+    label_of = torch.full((max(model.de_ids) + 1,), -1, dtype=torch.long)
+    label_of[model.de_ids] = torch.arange(len(model.de_ids))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.max_steps) / args.max_steps)))
+    loader = DataLoader(dataset, batch_size=args.batch_size,
+                        sampler=TaskBalancedSampler(dataset, args.batch_size, args.max_steps, args.seed),
+                        num_workers=args.num_workers, pin_memory=device.type == "cuda")
+
+    model.train()
+    start = time.perf_counter()
+    progress = tqdm(loader, total=args.max_steps, desc=f"training the {args.setting} recogniser", unit="step")
+    running_loss, running_accuracy = None, None
+    for batch in progress:
+        images = batch["degraded"].to(device, non_blocking=True)
+        labels = label_of[batch["de_id"]].to(device)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        accuracy = (logits.argmax(1) == labels).float().mean().item()
+        running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
+        running_accuracy = accuracy if running_accuracy is None else 0.95 * running_accuracy + 0.05 * accuracy
+        progress.set_postfix(loss=f"{running_loss:.3f}", acc=f"{running_accuracy:.1%}")
+    seconds = time.perf_counter() - start
+    print(f"trained {args.max_steps} steps of batch {args.batch_size} in {seconds:.0f} s "
+          f"(final running loss {running_loss:.3f}, batch accuracy {running_accuracy:.1%})")
+
+    model.eval()
+    training = {
+        "steps": args.max_steps, "batch_size": args.batch_size, "patch_size": args.patch_size, "lr": args.lr,
+        "seed": args.seed, "de_type": de_type, "seconds": round(seconds, 1),
+    }
+    if val_tasks:
+        counts = recognise_test_sets(model, val_tasks, paths, args.num_workers, device)
+        training["test_accuracy"] = {t: p.get(TASKS[t].de_id, 0) / sum(p.values()) for t, p in counts.items()}
+        training["test_accuracy"]["all"] = overall_accuracy(counts)
+        print(f"\ntest sets, predicted degradation (accuracy over all {sum(sum(p.values()) for p in counts.values())} "
+              f"images: {overall_accuracy(counts):.1%}):\n{confusion_table(counts, model.de_ids)}\n")
+    save_recognizer(output, model.cpu(), training)
+    print(f"recogniser: {output} ({args.setting}, ids {model.de_ids}); use it with "
+          f"test_{args.setting}_DFPIR.py --blind --recognizer {output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: train_recognizer(argv))
