@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data.datamodule import TaskBalancedSampler, test_loaders
+from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
 from data.train import DEFAULT_PRELOAD_BYTES, TrainMixture
 from engine.common import UsageError, accelerator, run_cli
@@ -63,7 +63,7 @@ def recognise_test_sets(model: DegradationRecognizer, tasks: list[str], paths: D
                         device: torch.device) -> dict[str, dict[int, int]]:
     """Predicted-id counts per test set: {task: {predicted de_id: images}} (whole images, batch 1)."""
     counts: dict[str, dict[int, int]] = {}
-    for task, loader in zip(tasks, test_loaders(tasks, paths, num_workers), strict=True):
+    for task, loader in zip(tasks, eval_loaders(tasks, paths, num_workers), strict=True):
         counts[task] = {}
         for batch in tqdm(loader, desc=f"recognising {task}", unit="image", leave=False):
             ids, _ = model.predict(batch["degraded"].to(device))
@@ -96,7 +96,7 @@ def train_recognizer(argv: list[str] | None = None) -> int:
     device = _device(args.device)
     paths = dataset_paths(args)
     if val_tasks:
-        test_loaders(val_tasks, paths, 0)  # validates the test folders before training
+        eval_loaders(val_tasks, paths, 0)  # validates the test folders before training
     dataset = TrainMixture(de_type, args.setting, paths, args.patch_size, args.seed,
                            preload=args.preload_gb > 0,
                            preload_bytes=int(args.preload_gb * 2**30) if args.preload_gb > 0 else DEFAULT_PRELOAD_BYTES)

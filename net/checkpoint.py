@@ -180,8 +180,11 @@ def _listing(title: str, items: list[str]) -> str:
     return f"  {title} ({len(items)}): {shown}{more}"
 
 
+_STRICT_HINT = "Is it a DFPIR checkpoint of the same configuration (e.g. --model paper vs tiny)?"
+
+
 def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
-                     hint: str = "Is it a DFPIR checkpoint of the same configuration (e.g. --model paper vs tiny)?") -> None:
+                     hint: str = _STRICT_HINT) -> None:
     """Raise CheckpointError listing missing keys, unexpected keys and shape mismatches, then ``hint``."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]

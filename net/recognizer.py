@@ -176,7 +176,8 @@ def _streak_statistics(y: torch.Tensor) -> list[torch.Tensor]:
     blocks = _block_mean(response)  # (B, 8, hb, wb)
     batch = torch.arange(len(y), device=y.device)
     dominant = energy.argmax(1)
-    ratio = torch.log((blocks[batch, dominant] + 1e-3) / (blocks[batch, (dominant + _ORIENTATIONS // 2) % _ORIENTATIONS] + 1e-3))
+    perpendicular = (dominant + _ORIENTATIONS // 2) % _ORIENTATIONS
+    ratio = torch.log((blocks[batch, dominant] + 1e-3) / (blocks[batch, perpendicular] + 1e-3))
     return [_log(strongest), _log(energy.mean(1, keepdim=True)), _log(strongest) - _log(weakest),
             _quantiles(ratio, (0.5, 0.9))]
 
