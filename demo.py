@@ -2,6 +2,7 @@
 
     python demo.py --ckpt CHECKPOINT --degradation noise25 --input photo.jpg [--output_dir restored/]
     python demo.py --ckpt CHECKPOINT --degradation rain --input folder/ --tile 512 --compare
+    python demo.py --ckpt CHECKPOINT --degradation auto --recognizer recognizer_5D.pt --input folder/
 
 Any image size works: the image is padded to a multiple of 8 and the output cropped back, so the
 restored PNG has the input's size. ``--tile`` bounds memory on large images. The demo never writes
@@ -20,13 +21,14 @@ from tqdm import tqdm
 
 from data.transforms import to_tensor
 from engine.checks import Preflight, UsageError, flag_problems, same_file, writable_dir
-from engine.common import TILE_HINT, accelerator, is_out_of_memory, prompt_table_for, run_cli
+from engine.common import TILE_HINT, accelerator, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import DFPIR, PRESETS
 from net.prompts import BACKENDS, PROMPT_SETS, load_prompt_file, prompt_list
+from net.recognizer import DegradationRecognizer
 from utils.figures import FigureRow, Panel, comparison_figure
 from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
-from utils.tasks import TASKS
+from utils.tasks import TASK_BY_ID, TASKS
 from utils.tiling import restore_image
 
 DEGRADATIONS = {
@@ -45,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True,
                         help="checkpoint (any format, or a Hub folder or repo id)")
-    parser.add_argument("--degradation", required=True, choices=list(DEGRADATIONS), help="what to remove")
+    parser.add_argument("--degradation", required=True, choices=[*DEGRADATIONS, "auto"],
+                        help="what to remove; auto: what --recognizer predicts for each image")
+    parser.add_argument("--recognizer", default=None, metavar="FILE",
+                        help="degradation recogniser for --degradation auto (train_recognizer.py --output)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output_dir", default="restored", help="where restored PNGs are written")
     parser.add_argument("--compare", action="store_true",
@@ -97,11 +102,19 @@ def output_problems(images: list[Path], out_dir: Path, compare: bool = False) ->
     return problems
 
 
-def _preflight(args) -> tuple[list[Path], Checkpoint]:
-    """Every flag and file of the demo, all problems at once (engine/checks.py) -> (images, checkpoint)."""
+def _preflight(args) -> tuple[list[Path], Checkpoint, DegradationRecognizer | None]:
+    """Every flag and file of the demo, all problems at once (engine/checks.py) ->
+    (images, checkpoint, the recogniser of --degradation auto or None)."""
     checks = Preflight()
     checks.add(flag_problems(args))
+    auto = args.degradation == "auto"
+    if auto != (args.recognizer is not None):
+        checks.add("--degradation auto needs --recognizer FILE (train one with: python train_recognizer.py)"
+                   if auto else "--recognizer is used with --degradation auto")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
+    recognizer = None
+    if auto and args.recognizer is not None and checkpoint is not None:
+        recognizer = checks.run(recognizer_for, args.recognizer, None, checkpoint)
     if args.prompt_embeddings and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     images = checks.run(input_images, Path(args.input)) or []
@@ -111,27 +124,36 @@ def _preflight(args) -> tuple[list[Path], Checkpoint]:
     checks.add(output_problems(images, Path(args.output_dir), args.compare))
     checks.add(writable_dir(args.output_dir, "output_dir"))
     checks.raise_if_any()
-    return images, checkpoint
+    return images, checkpoint, recognizer
 
 
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    images, checkpoint = _preflight(args)
-    task = DEGRADATIONS[args.degradation]
+    images, checkpoint, recognizer = _preflight(args)
+    tasks = recognizer.task_names if recognizer else [DEGRADATIONS[args.degradation]]
     model_config = checkpoint.model_config or PRESETS[args.model]().to_dict()
-    table = prompt_table_for(args, checkpoint, [task], model_config["text_dim"])
+    table = prompt_table_for(args, checkpoint, tasks, model_config["text_dim"])
     net = DFPIR(**model_config)
     load_pretrained(net, checkpoint)
     device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
     net = net.to(device).eval()
-    code = table.embeddings[TASKS[task].de_id][None].to(device)
+    recognizer = recognizer.to(device) if recognizer else None
+    names = {task: name for name, task in DEGRADATIONS.items()}
     out_dir = Path(args.output_dir)
     skipped: list[str] = []
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):
         try:
             img = to_tensor(read_rgb(path))[None].to(device)
+            if recognizer is not None:
+                de_id, probabilities = recognizer.predict(img)
+                degradation = names[TASK_BY_ID[int(de_id)].name]
+                tqdm.write(f"{path.name}: {degradation} (probability {float(probabilities.max()):.2f})")
+            else:
+                degradation = args.degradation
+            code = table.embeddings[TASKS[DEGRADATIONS[degradation]].de_id][None].to(device)
             with torch.inference_mode():
-                restored = restore_image(lambda x: net(x, code), img, args.tile, args.tile_overlap).clamp(0, 1)
+                restored = restore_image(lambda x, code=code: net(x, code), img, args.tile,
+                                         args.tile_overlap).clamp(0, 1)
         except ImageReadError as err:
             if not args.skip_errors:
                 raise ImageReadError(f"{err} (or pass --skip_errors to go on with the other images)") from err
@@ -152,7 +174,7 @@ def run(argv: list[str] | None) -> int:
         write_png(out_dir / restored_name, restored)
         if compare_name:
             row = FigureRow(path.name, [Panel(img[0].permute(1, 2, 0).cpu().numpy(), "input"),
-                                        Panel(restored, f"restored ({args.degradation})")])
+                                        Panel(restored, f"restored ({degradation})")])
             comparison_figure([row], crop=None).save(out_dir / compare_name[0])
     compared = " with side-by-side <name>_compare.png" if args.compare else ""
     print(f"wrote {len(images) - len(skipped)} image(s){compared} to {out_dir}/ (prompts: {table.source})")

@@ -158,6 +158,12 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
     parser.add_argument("--tile_overlap", type=int, default=32, metavar="M", help="overlap between tiles")
     parser.add_argument("--model", default=None, choices=list(PRESETS),
                         help="network preset for checkpoints that do not record it (authors' files: paper)")
+    group = parser.add_argument_group("blind restoration")
+    group.add_argument("--blind", action="store_true",
+                       help="restore every image with the prompt of the degradation the --recognizer predicts; "
+                       "the known-degradation scores come from the same run")
+    group.add_argument("--recognizer", default=None, metavar="FILE",
+                       help=f"degradation recogniser of the {setting} setting (train_recognizer.py --output)")
     _add_runtime_args(parser)
     _add_prompt_args(parser, setting)
     _add_data_args(parser, train=False)

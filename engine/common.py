@@ -15,6 +15,7 @@ from engine.checks import USER_ERRORS, UsageError
 from engine.module import RestorationModule
 from net.checkpoint import Checkpoint
 from net.prompts import PromptTable, build_prompt_table
+from net.recognizer import DegradationRecognizer, load_recognizer
 from net.speed import prepare_for_speed, use_compile_cache
 
 
@@ -42,6 +43,22 @@ def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, ta
     table.covers(tasks)
     table.check_width(text_dim)
     return table
+
+
+def recognizer_for(path: str, setting: str | None, checkpoint: Checkpoint) -> DegradationRecognizer:
+    """The recogniser in ``path`` (eval mode) for a DFPIR ``checkpoint``.
+
+    Refused (RecognizerError / UsageError, exit 2) when it belongs to another setting than
+    ``setting`` (the script's; None: any) or than the one the checkpoint records (this project's
+    checkpoints do; the authors' files do not, and take the script's).
+    """
+    recognizer = load_recognizer(path, setting)
+    recorded = (checkpoint.run_config or {}).get("setting")
+    if recorded is not None and recorded != recognizer.setting:
+        raise UsageError(f"{path} is a {recognizer.setting} recogniser but {checkpoint.path} is a {recorded} "
+                         f"DFPIR checkpoint; train a {recorded} recogniser: "
+                         f"python train_recognizer.py --setting {recorded}")
+    return recognizer
 
 
 def apply_speed_options(module: RestorationModule, args: argparse.Namespace) -> RestorationModule:

@@ -77,7 +77,8 @@ def write_comparisons(module: RestorationModule, eval_sets: list[EvalSet], recor
         rows, cropped = [], False
         for rank, record in pick_examples(scored):
             item = eval_set[index[record.name]]
-            de_id = torch.tensor([item["de_id"]], device=device)
+            # A blind evaluation restored (and scored) the image with its predicted degradation.
+            de_id = torch.tensor([item["de_id"] if record.predicted is None else record.predicted], device=device)
             restored = module.restore_for_scoring(item["degraded"][None].to(device), de_id)[0]
             rows.append(example_row(rank, record, item["degraded"], restored, item["clean"],
                                     note_for(record) if note_for else None))

@@ -16,50 +16,69 @@ from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
 from engine.checks import Preflight, flag_problems, writable_dir
-from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, run_cli
+from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
 from engine.compare import write_comparisons
 from engine.module import RestorationModule
 from engine.report import with_average, write_results
-from engine.scoring import EvalOptions
+from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.dfpir import PRESETS
 from net.prompts import load_prompt_file, prompt_list
+from net.recognizer import DegradationRecognizer
 from options import build_test_parser, dataset_paths
+from utils.tasks import TASK_BY_ID
 
 
-def _preflight(args) -> Checkpoint:
-    """Every flag and file of an evaluation, all problems at once (engine/checks.py) -> the checkpoint."""
+def _preflight(args, setting: str) -> tuple[Checkpoint, DegradationRecognizer | None]:
+    """Every flag and file of an evaluation, all problems at once (engine/checks.py) ->
+    (the checkpoint, the recogniser of a blind evaluation or None)."""
     checks = Preflight()
     checks.add(flag_problems(args))
+    if args.blind != (args.recognizer is not None):
+        checks.add(f"--blind needs --recognizer FILE (train one with: python train_recognizer.py --setting {setting})"
+                   if args.blind else "--recognizer is used with --blind; add --blind")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
+    recognizer = None
+    if args.blind and args.recognizer is not None and checkpoint is not None:
+        recognizer = checks.run(recognizer_for, args.recognizer, setting, checkpoint)
     if checkpoint is not None and checkpoint.model_config is not None and args.model is not None:
         checks.add(f"--model {args.model}: {args.ckpt} records its network configuration; drop --model")
     if args.prompt_embeddings and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     checks.add(writable_dir(args.output_path, "output_path"))
     checks.raise_if_any()
-    return checkpoint
+    return checkpoint, recognizer
+
+
+def _predicted_note(record: ImageRecord) -> str:
+    """A blind evaluation's figure note: the degradation the recogniser predicted."""
+    return f"predicted: {TASK_BY_ID[record.predicted].name}"
 
 
 def evaluate(setting: str, argv: list[str] | None = None) -> int:
     args = build_test_parser(setting).parse_args(argv)
     tasks = list(dict.fromkeys(args.tasks))
     paths = dataset_paths(args)
-    checkpoint = _preflight(args)
+    checkpoint, recognizer = _preflight(args, setting)
     for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)).lines:
         print(line)
     model_config = checkpoint.model_config or PRESETS[args.model or "paper"]().to_dict()
-    table = prompt_table_for(args, checkpoint, tasks, model_config["text_dim"])
+    table = prompt_table_for(args, checkpoint, tasks + (recognizer.task_names if recognizer else []),
+                             model_config["text_dim"])
     module = RestorationModule(model_config, table.to_dict(), checkpoint.prompt_set or args.prompt_set, setting, tasks)
     load_pretrained(module.net, checkpoint)
     apply_speed_options(module, args)
+    module.recognizer = recognizer
     output = Path(args.output_path)
     module.eval_options = EvalOptions(None if args.no_save_images else output, args.tile, args.tile_overlap)
 
-    print(f"checkpoint: {args.ckpt} ({checkpoint.format} format); prompts: {table.source}")
+    print(f"checkpoint: {args.ckpt} ({checkpoint.format} format); prompts: {table.source}"
+          + (f"; blind: degradations recognised by {args.recognizer}" if recognizer else ""))
     trainer = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
                         enable_checkpointing=False, enable_model_summary=False)
     title = f"DFPIR {setting}: {Path(args.ckpt).name}"
+    if recognizer is not None:
+        title += f", blind ({Path(args.recognizer).name})"
     device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
     scored: dict[str, dict[str, float]] = {}
     figures: dict[str, str] = {}
@@ -68,7 +87,8 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
                             strict=True):
         trainer.test(module, dataloaders=loader, verbose=False)
         scored[task] = module.eval_results[task]
-        figures.update(write_comparisons(module, [loader.dataset], module.eval_records, output, device))
+        figures.update(write_comparisons(module, [loader.dataset], module.eval_records, output, device,
+                                         _predicted_note if recognizer else None))
         markdown = write_results(output, with_average(scored), setting, title, figures)  # kept if a later task fails
 
     print("\n" + markdown)

@@ -23,6 +23,7 @@ from engine.scoring import EvalOptions, ImageRecord, Results, Scorer
 from net.checkpoint import EXTRA_KEY
 from net.dfpir import DFPIR
 from net.prompts import PromptTable
+from net.recognizer import DegradationRecognizer
 from utils.tiling import restore_image
 
 
@@ -52,6 +53,7 @@ class RestorationModule(L.LightningModule):
         self.eval_options = EvalOptions()
         self.eval_results: Results = {}
         self.eval_records: list[ImageRecord] = []  # every image of the last evaluation, sorted by (task, name)
+        self.recognizer: DegradationRecognizer | None = None  # set for blind evaluation (engine/evaluate.py)
         self._scorer: Scorer | None = None
         self.compiled_training = False  # see compile_training
         self._compiled_loss = None
@@ -144,10 +146,24 @@ class RestorationModule(L.LightningModule):
         return self.restore(img, de_id).float().clamp(0, 1)
 
     def _evaluate(self, batch: dict) -> None:
-        restored = self.restore_for_scoring(batch["degraded"], batch["de_id"])
+        """Restore and score one evaluation batch.
+
+        With a ``recognizer`` (blind evaluation) the images are restored with the predicted ids and,
+        only where a prediction is wrong, also with the known ones: one pass gives both the blind
+        and the known-degradation scores.
+        """
+        degraded, de_id = batch["degraded"], batch["de_id"]
         if self._scorer is None:
             self._scorer = Scorer(self.eval_options.save_dir)
-        self._scorer.add(restored, batch["clean"], batch["task"], batch["name"])
+        known = self.restore_for_scoring(degraded, de_id)
+        if self.recognizer is None:
+            self._scorer.add(known, batch["clean"], batch["task"], batch["name"])
+            return
+        predicted = self.recognizer.predict(degraded)[0].to(de_id.device)
+        right = bool((predicted == de_id).all())
+        blind = known if right else self.restore_for_scoring(degraded, predicted)
+        self._scorer.add(blind, batch["clean"], batch["task"], batch["name"], predicted.tolist(),
+                         None if right else known)
 
     def _finish_evaluation(self) -> Results:
         scorer, self._scorer = self._scorer or Scorer(), None

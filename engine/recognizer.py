@@ -21,9 +21,10 @@ from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
 from data.train import DEFAULT_PRELOAD_BYTES, TrainMixture
 from engine.common import UsageError, accelerator, run_cli
+from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
 from options import build_recognizer_train_parser, dataset_paths
-from utils.tasks import SETTINGS, TASK_BY_ID, TASKS
+from utils.tasks import SETTINGS, TASKS
 
 
 def _device(name: str) -> torch.device:
@@ -70,17 +71,6 @@ def recognise_test_sets(model: DegradationRecognizer, tasks: list[str], paths: D
             for de_id in ids.tolist():
                 counts[task][de_id] = counts[task].get(de_id, 0) + 1
     return counts
-
-
-def confusion_table(counts: dict[str, dict[int, int]], de_ids: list[int]) -> str:
-    """Markdown confusion matrix: one row per test set (true task), one column per predicted task."""
-    header = ["true \\ predicted", *(TASK_BY_ID[i].name for i in de_ids), "accuracy"]
-    rows = [header, ["---"] * len(header)]
-    for task, predicted in counts.items():
-        total = sum(predicted.values())
-        accuracy = predicted.get(TASKS[task].de_id, 0) / total if total else float("nan")
-        rows.append([task, *(str(predicted.get(i, 0)) for i in de_ids), f"{accuracy:.1%}"])
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 def overall_accuracy(counts: dict[str, dict[int, int]]) -> float:

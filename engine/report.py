@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from utils.tasks import SETTINGS, TASKS
+from engine.scoring import Results, average
+from net.recognizer import setting_ids
+from utils.tasks import SETTINGS, TASK_BY_ID, TASKS
 
 
 def _cell(psnr: float, ssim: float, ssim_digits: int) -> str:
@@ -21,11 +23,14 @@ def results_table(results: dict[str, dict[str, float]], setting: str) -> str:
     published = SETTINGS[setting].published
     tasks = [t for t in results if t != "average"]
     header = ["", *(TASKS[t].test_set for t in tasks), "Average"]
-    paper_cells, ours_cells, delta_cells = [], [], []
+    blind = "known" in results["average"]
+    paper_cells, ours_cells, known_cells, delta_cells = [], [], [], []
     paper_known = [t for t in tasks if t in published]
     for task in tasks:
         ours = results[task]
         ours_cells.append(_cell(ours["psnr"], ours["ssim"], 4))
+        if blind:
+            known_cells.append(_cell(ours["known"]["psnr"], ours["known"]["ssim"], 4))
         if task in published:
             p, s = published[task]
             paper_cells.append(_cell(p, s, 3))
@@ -35,6 +40,8 @@ def results_table(results: dict[str, dict[str, float]], setting: str) -> str:
             delta_cells.append("-")
     avg = results["average"]
     ours_cells.append(_cell(avg["psnr"], avg["ssim"], 4))
+    if blind:
+        known_cells.append(_cell(avg["known"]["psnr"], avg["known"]["ssim"], 4))
     if paper_known and len(paper_known) == len(tasks):
         if set(tasks) == set(SETTINGS[setting].test_tasks):
             p, s = published["average"]
@@ -46,20 +53,48 @@ def results_table(results: dict[str, dict[str, float]], setting: str) -> str:
     else:
         paper_cells.append("-")
         delta_cells.append("-")
-    rows = [header, ["-" * 3] * len(header), [f"DFPIR {setting} (paper)", *paper_cells],
-            ["this run", *ours_cells], ["difference", *delta_cells]]
+    ours_rows = [["this run, blind (recognised degradation)", *ours_cells],
+                 ["this run, known degradation", *known_cells]] if blind else [["this run", *ours_cells]]
+    rows = [header, ["-" * 3] * len(header), [f"DFPIR {setting} (paper)", *paper_cells], *ours_rows,
+            ["difference" + (" (blind - paper)" if blind else ""), *delta_cells]]
+    return _markdown(rows)
+
+
+def _markdown(rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def confusion_table(counts: dict[str, dict[int, int]], de_ids: list[int]) -> str:
+    """Markdown confusion matrix: one row per test set (its true task), one column per predicted degradation id."""
+    header = ["true \\ predicted", *(f"{TASK_BY_ID[i].name} ({i})" for i in de_ids), "accuracy"]
+    rows = [header, ["---"] * len(header)]
+    for task, predicted in counts.items():
+        total = sum(predicted.values())
+        accuracy = predicted.get(TASKS[task].de_id, 0) / total if total else float("nan")
+        rows.append([task, *(str(predicted.get(i, 0)) for i in de_ids), f"{accuracy:.1%}"])
+    return _markdown(rows)
+
+
+def recognition_section(results: Results, setting: str) -> str:
+    """The blind evaluation's recognition accuracy and confusion matrix ('' when it was not blind)."""
+    if "recognition_accuracy" not in results.get("average", {}):
+        return ""
+    counts = {t: {int(i): n for i, n in v["predicted_ids"].items()} for t, v in results.items() if t != "average"}
+    accuracy = results["average"]["recognition_accuracy"]
+    total = sum(v["n"] for t, v in results.items() if t != "average")
+    return (f"\nDegradation recognition: {accuracy:.1%} of {total} test images. Rows: test set; columns: predicted "
+            f"degradation (id); the blind row restores each image with its predicted degradation's prompt, the known "
+            f"row with its test set's.\n\n{confusion_table(counts, setting_ids(setting))}\n")
 
 
 def image_counts(results: dict[str, dict[str, float]]) -> str:
     return ", ".join(f"{TASKS[t].test_set}: {int(v['n'])} images" for t, v in results.items() if t != "average")
 
 
-def with_average(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Per-task results plus their "average" (mean PSNR and SSIM over the tasks)."""
-    tasks = [v for t, v in results.items() if t != "average"]
-    average = {m: sum(v[m] for v in tasks) / len(tasks) for m in ("psnr", "ssim")}
-    return {**{t: v for t, v in results.items() if t != "average"}, "average": average}
+def with_average(results: Results) -> Results:
+    """Per-task results plus their "average" (``engine.scoring.average``)."""
+    tasks = {t: v for t, v in results.items() if t != "average"}
+    return {**tasks, "average": average(list(tasks.values()))}
 
 
 def figure_section(figures: dict[str, str]) -> str:
@@ -77,6 +112,6 @@ def write_results(output_dir: str | Path, results: dict[str, dict[str, float]], 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = f"## {title}\n\nPSNR (dB) / SSIM. {image_counts(results)}.\n\n{results_table(results, setting)}\n"
-    markdown += figure_section(figures or {})
+    markdown += recognition_section(results, setting) + figure_section(figures or {})
     (output_dir / "results.md").write_text(markdown)
     return markdown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,12 @@ import torch
 
 from data.sample import make_sample_dataset
 from data.transforms import add_gaussian_noise, to_tensor
+from demo import DEGRADATIONS
+from demo import main as demo_main
+from engine.evaluate import main as evaluate_main
 from engine.recognizer import main as train_recognizer_main
+from net.dfpir import DFPIR, DFPIRConfig
+from net.prompts import PromptTable
 from net.recognizer import (
     NUM_STATISTICS,
     DegradationRecognizer,
@@ -20,6 +26,7 @@ from net.recognizer import (
     save_recognizer,
     setting_ids,
 )
+from utils.tasks import TASKS
 
 TRAIN = ["--patch_size", "32", "--batch_size", "7", "--num_workers", "0", "--device", "cpu", "--preload_gb", "0"]
 
@@ -132,3 +139,85 @@ def test_user_mistakes_exit_2_with_one_line(data_root, capsys, argv, message):
 def test_missing_training_data_is_a_usage_error(tmp_path, capsys):
     assert train_recognizer_main(["--setting", "3D", "--data_root", str(tmp_path), "--device", "cpu"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _tiny_dfpir(path: Path, setting: str | None) -> Path:
+    """A tiny DFPIR checkpoint: this project's format recording ``setting``, or the authors' (None)."""
+    torch.manual_seed(0)
+    net = DFPIR(**DFPIRConfig.tiny().to_dict())
+    if setting is None:
+        torch.save({"state_dict": net.state_dict(), "epoch": 1}, path)
+        return path
+    table = PromptTable([f"prompt {i}" for i in range(7)], torch.randn(7, 512), "random (test)")
+    state_dict = {f"net.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"pytorch-lightning_version": "2.5.0", "state_dict": state_dict,
+                "dfpir": {"model_config": net.config.to_dict(), "prompt_set": "detailed",
+                          "prompt_table": table.to_dict(), "setting": setting}}, path)
+    return path
+
+
+def test_blind_evaluation_end_to_end(data_root, trained_5d, tmp_path, capsys):
+    ckpt = _tiny_dfpir(tmp_path / "dfpir5d.ckpt", "5D")
+    out = tmp_path / "blind"
+    argv = ["--ckpt", str(ckpt), "--data_root", str(data_root), "--output_path", str(out), "--device", "cpu",
+            "--num_workers", "0", "--tasks", "derain", "denoise_25", "--blind", "--recognizer", str(trained_5d)]
+    assert evaluate_main("5D", argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == ["derain", "denoise_25", "average"]
+    predicted_total = 0
+    for task in ("derain", "denoise_25"):
+        entry = results[task]
+        assert {"psnr", "ssim", "n", "recognition_accuracy", "predicted_ids", "known"} == set(entry)
+        assert sum(entry["predicted_ids"].values()) == entry["n"] == 4
+        right = entry["predicted_ids"].get(str(TASKS[task].de_id), 0)
+        assert entry["recognition_accuracy"] == right / 4
+        if right == 4:  # every image restored with its own prompt: blind and known scores are the same numbers
+            assert entry["psnr"] == entry["known"]["psnr"] and entry["ssim"] == entry["known"]["ssim"]
+        predicted_total += entry["n"]
+        assert len(list((out / task).glob("*.png"))) == 4
+    average = results["average"]
+    assert set(average) == {"psnr", "ssim", "recognition_accuracy", "known"}
+    assert average["recognition_accuracy"] == pytest.approx(
+        sum(results[t]["recognition_accuracy"] for t in ("derain", "denoise_25")) / 2)
+    markdown = (out / "results.md").read_text()
+    assert "this run, blind (recognised degradation)" in markdown and "this run, known degradation" in markdown
+    assert "37.62 / 0.978" in markdown  # published Rain100L (5D) beside both
+    assert "| true \\ predicted |" in markdown and "| derain |" in markdown and "deblur (5)" in markdown
+
+
+def test_blind_refusals_exit_2(data_root, trained_5d, tmp_path, capsys):
+    authors = _tiny_dfpir(tmp_path / "authors.pth.tar", None)
+    ours_3d = _tiny_dfpir(tmp_path / "dfpir3d.ckpt", "3D")
+    common = ["--data_root", str(data_root), "--device", "cpu", "--num_workers", "0", "--model", "tiny",
+              "--prompt_backend", "offline", "--output_path", str(tmp_path / "o")]
+    cases = [
+        ("3D", ["--ckpt", str(authors), "--blind"], "--blind needs --recognizer FILE"),
+        ("3D", ["--ckpt", str(authors), "--recognizer", str(trained_5d)], "--recognizer is used with --blind"),
+        ("3D", ["--ckpt", str(authors), "--blind", "--recognizer", str(trained_5d)],
+         "is a 5D recogniser (ids [0, 1, 2, 3, 4, 5, 6]) and cannot steer a 3D DFPIR"),
+        ("3D", ["--ckpt", str(authors), "--blind", "--recognizer", str(authors)], "is a DFPIR checkpoint"),
+    ]
+    for setting, argv, message in cases:
+        assert evaluate_main(setting, [*argv, *common]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    image = data_root / "test" / "derain" / "Rain100L" / "input" / "rain-001.png"
+    demo = ["--ckpt", str(ours_3d), "--input", str(image), "--output_dir", str(tmp_path / "d"), "--device", "cpu"]
+    assert demo_main([*demo, "--degradation", "auto", "--recognizer", str(trained_5d)]) == 2
+    assert "is a 5D recogniser but" in capsys.readouterr().err
+    assert demo_main([*demo, "--degradation", "auto"]) == 2
+    assert "--degradation auto needs --recognizer FILE" in capsys.readouterr().err
+
+
+def test_demo_auto_prints_the_predicted_degradation_and_restores_with_it(data_root, trained_5d, tmp_path, capsys):
+    authors = _tiny_dfpir(tmp_path / "authors.pth.tar", None)  # any checkpoint of the setting, authors' included
+    folder = data_root / "test" / "derain" / "Rain100L" / "input"
+    out = tmp_path / "restored"
+    argv = ["--ckpt", str(authors), "--model", "tiny", "--prompt_backend", "offline", "--degradation", "auto",
+            "--recognizer", str(trained_5d), "--input", str(folder), "--output_dir", str(out), "--device", "cpu"]
+    assert demo_main(argv) == 0
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith("rain-")]
+    assert len(lines) == 4 and all("(probability 0." in line or "(probability 1.00)" in line for line in lines)
+    assert {line.split(": ")[1].split(" (")[0] for line in lines} <= set(DEGRADATIONS)
+    assert len(list(out.glob("*.png"))) == 4
