@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = {"dfpir": lambda: dfpir(image, code), "recognizer": lambda: recognizer.predict(image)}
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for name, call in runs.items():
+    for call in runs.values():
         timed(call)  # warm-up
     for _ in range(args.repeats):
         for name, call in runs.items():
