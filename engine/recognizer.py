@@ -56,6 +56,10 @@ def _check_options(args) -> tuple[list[str], list[str], Path]:
     output = Path(args.output or f"checkpoints/recognizer_{args.setting}.pt")
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / 'recognizer.pt'}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--output {output}: cannot create its folder ({err.strerror}); choose another path") from None
     return de_type, val_tasks, output
 
 
