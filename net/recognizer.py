@@ -22,7 +22,8 @@ both pooled over the whole image, feed an MLP:
 All statistics are logarithms or ratios pooled over the image, so they do not depend on its size,
 and they are invariant to the training augmentations (flips, 90-degree rotations). The CNN sees
 what the statistics miss. Input: (B, 3, H, W) in [0, 1], any size (images smaller than
-``MIN_SIZE`` are padded by replication); output: logits over the setting's degradation ids.
+``MIN_SIZE`` are padded by replication, larger than ``MAX_SIZE`` analysed in their centre window);
+output: logits over the setting's degradation ids.
 
 Checkpoints (:func:`save_recognizer` / :func:`load_recognizer`) are self-contained: the format tag,
 the architecture config, the setting, its degradation ids and task names, the weights, and how it
@@ -46,6 +47,8 @@ FORMAT = "dfpir-degradation-recognizer"
 FORMAT_VERSION = 1
 MIN_SIZE = 48
 """Images smaller than this (either side) are padded by replication before analysis."""
+MAX_SIZE = 1024
+"""Larger images are analysed in their centre MAX_SIZE x MAX_SIZE window (bounded time and memory)."""
 
 _LUMA = (0.299, 0.587, 0.114)
 _EPS = 1e-4
@@ -289,6 +292,10 @@ class DegradationRecognizer(nn.Module):
         """x (B, 3, H, W) in [0, 1] -> logits (B, num_classes)."""
         x = x.float()
         h, w = x.shape[-2:]
+        if h > MAX_SIZE or w > MAX_SIZE:
+            top, left = max(0, (h - MAX_SIZE) // 2), max(0, (w - MAX_SIZE) // 2)
+            x = x[..., top : top + MAX_SIZE, left : left + MAX_SIZE]
+            h, w = x.shape[-2:]
         if h < MIN_SIZE or w < MIN_SIZE:
             pad_h, pad_w = max(0, MIN_SIZE - h), max(0, MIN_SIZE - w)
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")

@@ -65,7 +65,7 @@ def test_the_noise_statistic_measures_sigma_on_a_plain_image():
 
 def test_any_image_size_gives_probabilities_over_the_setting_ids():
     model = DegradationRecognizer("3D").eval()
-    for height, width in ((16, 16), (17, 45), (130, 97)):
+    for height, width in ((16, 16), (17, 45), (130, 97), (1100, 70)):
         ids, probabilities = model.predict(torch.rand(2, 3, height, width))
         assert probabilities.shape == (2, 5) and torch.allclose(probabilities.sum(1), torch.ones(2))
         assert set(ids.tolist()) <= {0, 1, 2, 3, 4}
