@@ -147,4 +147,4 @@ def train_recognizer(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(lambda: train_recognizer(argv))
+    return run_cli(lambda: train_recognizer(argv), out_of_memory_hint="lower --batch_size or --patch_size")
