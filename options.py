@@ -185,7 +185,7 @@ def build_recognizer_train_parser() -> argparse.ArgumentParser:
                        help="training tasks (default: every task of the setting)")
     group.add_argument("--batch_size", type=int, default=32, help="samples per step (balanced over the tasks)")
     group.add_argument("--patch_size", type=int, default=128, help="training crop, as in DFPIR training")
-    group.add_argument("--max_steps", type=int, default=600, help="optimizer steps")
+    group.add_argument("--max_steps", type=int, default=400, help="optimizer steps")
     group.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (cosine decay to 0)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--preload_gb", type=float, default=4.0,
