@@ -28,7 +28,8 @@ from net.recognizer import (
 )
 from utils.tasks import TASKS
 
-TRAIN = ["--patch_size", "32", "--batch_size", "7", "--num_workers", "0", "--device", "cpu", "--preload_gb", "0"]
+TRAIN = ["--patch_size", "32", "--batch_size", "7", "--num_workers", "0", "--device", "cpu", "--preload_gb", "0",
+         "--data_file_dir", "none"]
 
 
 @pytest.fixture(scope="module")
