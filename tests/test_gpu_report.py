@@ -30,7 +30,7 @@ def test_a_training_run_prints_the_speed_line_the_report_reads(tmp_path, capsys,
     argv = ["--data_root", str(root), "--ckpt_dir", str(tmp_path / "run"), "--model", "tiny", "--patch_size", "32",
             "--batch_size", "2", "--num_workers", "0", "--device", "cpu", "--prompt_backend", "offline",
             "--logger", "csv", "--de_type", "derain", "--val_tasks", "derain", "--val_every", "3",
-            "--max_steps", "4"]
+            "--max_steps", "4", "--data_file_dir", str(root / "data_file_dir")]
     assert train_main("3D", argv) == 0
     log = tmp_path / "train.log"
     log.write_text(capsys.readouterr().out)
