@@ -4,10 +4,11 @@
     python demo.py --ckpt CHECKPOINT --degradation rain --input folder/ --tile 512 --compare
     python demo.py --ckpt CHECKPOINT --degradation auto --recognizer recognizer_5D.pt --input folder/
 
-Any image size works: the image is padded to a multiple of 8 and the output cropped back, so the
-restored PNG has the input's size. ``--tile`` bounds memory on large images. The demo never writes
-over an input, nor two inputs to one output (``photo.jpg`` and ``photo.png``); ``--skip_errors``
-goes on past an image it cannot read or restore and lists those at the end.
+Any image size works: the image is padded to the network's size multiple (8 for DFPIR) and the
+output cropped back, so the restored PNG has the input's size. ``--tile`` bounds memory on large
+images. The demo never writes over an input, nor two inputs to one output (``photo.jpg`` and
+``photo.png``); ``--skip_errors`` goes on past an image it cannot read or restore and lists those
+at the end.
 """
 
 from __future__ import annotations
@@ -23,23 +24,13 @@ from data.transforms import to_tensor
 from engine.checks import Preflight, UsageError, flag_problems, same_file, writable_dir
 from engine.common import TILE_HINT, accelerator, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
-from net.dfpir import DFPIR, PRESETS
-from net.prompts import BACKENDS, PROMPT_SETS, load_prompt_file, prompt_list
+from net.prompts import BACKENDS, load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
+from net.registry import DEFAULT_MODEL, NetworkSpec, model_names, resolve_network
 from utils.figures import FigureRow, Panel, comparison_figure
 from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
-from utils.tasks import TASK_BY_ID, TASKS
+from utils.tasks import TASK_BY_ID, TASKS, degradation_choices, prompt_set_names
 from utils.tiling import restore_image
-
-DEGRADATIONS = {
-    "noise15": "denoise_15",
-    "noise25": "denoise_25",
-    "noise50": "denoise_50",
-    "rain": "derain",
-    "haze": "dehaze",
-    "blur": "deblur",
-    "lowlight": "lowlight",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,20 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True,
                         help="checkpoint (any format, or a Hub folder or repo id)")
-    parser.add_argument("--degradation", required=True, choices=[*DEGRADATIONS, "auto"],
-                        help="what to remove; auto: what --recognizer predicts for each image")
+    parser.add_argument("--degradation", required=True, choices=[*degradation_choices(), "auto"],
+                        help="what to remove (the tasks' short names, utils/tasks.py); auto: what --recognizer "
+                        "predicts for each image")
     parser.add_argument("--recognizer", default=None, metavar="FILE",
                         help="degradation recogniser for --degradation auto (train_recognizer.py --output)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output_dir", default="restored", help="where restored PNGs are written")
     parser.add_argument("--compare", action="store_true",
                         help="also write <name>_compare.png: the input and its restoration side by side")
-    parser.add_argument("--tile", type=int, default=None, help="tile size (a multiple of 8); default: whole image")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="tile size (a multiple of the network's size multiple, 8 for DFPIR); default: whole image")
     parser.add_argument("--tile_overlap", type=int, default=32)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--model", default="paper", choices=list(PRESETS),
-                        help="network preset for checkpoints that do not record it")
-    parser.add_argument("--prompt_set", default="detailed", choices=list(PROMPT_SETS))
+    parser.add_argument("--model", default=None, choices=model_names(),
+                        help=f"network for checkpoints that do not record theirs (default: {DEFAULT_MODEL})")
+    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names())
     parser.add_argument("--prompt_embeddings", default=None, metavar="FILE")
     parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
     parser.add_argument("--skip_errors", action="store_true",
@@ -102,16 +95,17 @@ def output_problems(images: list[Path], out_dir: Path, compare: bool = False) ->
     return problems
 
 
-def _preflight(args) -> tuple[list[Path], Checkpoint, DegradationRecognizer | None]:
-    """Every flag and file of the demo, all problems at once (engine/checks.py) ->
-    (images, checkpoint, the recogniser of --degradation auto or None)."""
+def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRecognizer | None]:
+    """Every flag and file of the demo, all problems at once (engine/checks.py) -> (images, checkpoint,
+    the network to build, the recogniser of --degradation auto or None)."""
     checks = Preflight()
-    checks.add(flag_problems(args))
     auto = args.degradation == "auto"
     if auto != (args.recognizer is not None):
         checks.add("--degradation auto needs --recognizer FILE (train one with: python train_recognizer.py)"
                    if auto else "--recognizer is used with --degradation auto")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
+    network = checks.run(resolve_network, args.model, checkpoint)
+    checks.add(flag_problems(args, network))
     recognizer = None
     if auto and args.recognizer is not None and checkpoint is not None:
         recognizer = checks.run(recognizer_for, args.recognizer, None, checkpoint)
@@ -124,21 +118,21 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, DegradationRecognizer | No
     checks.add(output_problems(images, Path(args.output_dir), args.compare))
     checks.add(writable_dir(args.output_dir, "output_dir"))
     checks.raise_if_any()
-    return images, checkpoint, recognizer
+    return images, checkpoint, network, recognizer
 
 
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    images, checkpoint, recognizer = _preflight(args)
-    tasks = recognizer.task_names if recognizer else [DEGRADATIONS[args.degradation]]
-    model_config = checkpoint.model_config or PRESETS[args.model]().to_dict()
-    table = prompt_table_for(args, checkpoint, tasks, model_config["text_dim"])
-    net = DFPIR(**model_config)
+    images, checkpoint, network, recognizer = _preflight(args)
+    choices = degradation_choices()
+    tasks = recognizer.task_names if recognizer else [choices[args.degradation]]
+    table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
+    net = network.build()
     load_pretrained(net, checkpoint)
     device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
     net = net.to(device).eval()
     recognizer = recognizer.to(device) if recognizer else None
-    names = {task: name for name, task in DEGRADATIONS.items()}
+    names = {task: name for name, task in choices.items()}
     out_dir = Path(args.output_dir)
     skipped: list[str] = []
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):
@@ -150,9 +144,9 @@ def run(argv: list[str] | None) -> int:
                 tqdm.write(f"{path.name}: {degradation} (probability {float(probabilities.max()):.2f})")
             else:
                 degradation = args.degradation
-            code = table.embeddings[TASKS[DEGRADATIONS[degradation]].de_id][None].to(device)
+            code = table.embeddings[TASKS[choices[degradation]].de_id][None].to(device)
             with torch.inference_mode():
-                restored = restore_image(lambda x, code=code: net(x, code), img, args.tile,
+                restored = restore_image(lambda x, code=code: net(x, code), img, net.size_multiple, args.tile,
                                          args.tile_overlap).clamp(0, 1)
         except ImageReadError as err:
             if not args.skip_errors:

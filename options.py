@@ -3,7 +3,8 @@
 Flags keep the authors' names where they have one (``--batch_size``, ``--patch_size``, ``--lr``,
 ``--epochs``, ``--de_type``, ``--num_workers``, ``--denoise_dir`` ... ``--lowlight_path``,
 ``--data_file_dir``, ``--output_path``, ``--pretrained_1``). Defaults reproduce the training of the
-released checkpoints (spec section 3).
+released checkpoints (spec section 3). Task names, dataset-folder flags and prompt sets come from
+the records of ``utils/tasks.py``, networks from the registry of ``net/registry.py``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,13 @@ import os
 from pathlib import Path
 
 from data.layouts import AUTHORS_NAME_LISTS, DatasetPaths
-from net.dfpir import PRESETS
-from net.prompts import BACKENDS, PROMPT_SETS
-from utils.tasks import SETTINGS, TASKS
+from net.prompts import BACKENDS
+from net.registry import DEFAULT_MODEL, model_names
+from utils.tasks import DATASETS, SETTINGS, TASKS, folder_flags
 
 DEFAULT_DATA_ROOT = "datasets"
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 VAL_RULES = ("epoch_step", "global_step")  # engine/train.py::should_validate
-TRAIN_DIR_FLAGS = ("denoise_dir", "derain_dir", "dehaze_dir", "deblur_dir", "lowlight_dir")
-TEST_PATH_FLAGS = ("denoise_path", "derain_path", "dehaze_path", "deblur_path", "lowlight_path")
-
-# Test tasks run by default by the test scripts (the columns of the paper's tables).
-DEFAULT_TEST_TASKS = {name: list(setting.test_tasks) for name, setting in SETTINGS.items()}
 
 
 def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
@@ -34,24 +30,23 @@ def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
         "each flag overrides one folder.",
     )
     group.add_argument("--data_root", default=DEFAULT_DATA_ROOT, help="root of the standard dataset layout")
-    flags = (TRAIN_DIR_FLAGS + TEST_PATH_FLAGS) if train else TEST_PATH_FLAGS
-    for flag in flags:
+    for flag in folder_flags() if train else folder_flags("test"):
         group.add_argument(f"--{flag}", default=None, metavar="DIR")
     if train:
+        lists = ", ".join(d.train.name_list for d in DATASETS.values() if d.train.name_list)
         group.add_argument(
             "--data_file_dir",
             default=str(AUTHORS_NAME_LISTS),
             metavar="DIR|none",
-            help="folder of the name lists (denoise.txt, rainTrain.txt, hazy_outside.txt, train_gopro.txt, "
-            "train_lol.txt) that select the training images; default: the authors' lists shipped in "
-            "data/name_lists/ (every listed image must exist); 'none': every image found in each folder",
+            help=f"folder of the name lists ({lists}) that select the training images; default: the authors' "
+            "lists shipped in data/name_lists/ (every listed image must exist); 'none': every image found in "
+            "each folder",
         )
 
 
 def _add_prompt_args(parser: argparse.ArgumentParser, setting: str) -> None:
     group = parser.add_argument_group("prompts")
-    choices = list(PROMPT_SETS) if setting == "3D" else ["detailed"]
-    group.add_argument("--prompt_set", default="detailed", choices=choices,
+    group.add_argument("--prompt_set", default="detailed", choices=SETTINGS[setting].prompt_sets(),
                        help="degradation prompts (the 3D 'simple' checkpoint uses 'simple')")
     group.add_argument("--prompt_embeddings", default=None, metavar="FILE",
                        help="prompt-table file ({prompt: 512-d tensor}) instead of running CLIP; "
@@ -89,8 +84,9 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
     group.add_argument("--max_steps", type=int, default=-1,
                        help="stop after this many optimizer steps in total (counting resumed ones); -1: no limit")
     group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--model", default=None, choices=list(PRESETS),
-                       help="network size preset (default: paper; a resumed run keeps its checkpoint's network)")
+    group.add_argument("--model", default=None, choices=model_names(),
+                       help=f"network (net/registry.py); default: {DEFAULT_MODEL}, or the network of the --resume / "
+                       "--init_from checkpoint (a resumed run keeps its network)")
     group.add_argument("--precision", default="32", choices=PRECISIONS,
                        help="32 reproduces the paper; mixed precision is faster but changes the function")
     group.add_argument("--compile", action="store_true",
@@ -143,7 +139,7 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
     parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, metavar="PATH",
                         help="checkpoint: authors' .pth.tar, this project's .ckpt, a bare state dict, "
                         "or a Hugging Face Hub folder or repo id (python -m net.hub)")
-    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TEST_TASKS[setting], choices=list(TASKS),
+    parser.add_argument("--tasks", nargs="+", default=list(SETTINGS[setting].test_tasks), choices=list(TASKS),
                         help="test sets to run")
     parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",
                         help="restored images, results.json and results.md")
@@ -156,8 +152,9 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
     parser.add_argument("--tile", type=int, default=None, metavar="N",
                         help="restore in N x N tiles (bounded memory); default: whole image")
     parser.add_argument("--tile_overlap", type=int, default=32, metavar="M", help="overlap between tiles")
-    parser.add_argument("--model", default=None, choices=list(PRESETS),
-                        help="network preset for checkpoints that do not record it (authors' files: paper)")
+    parser.add_argument("--model", default=None, choices=model_names(),
+                        help=f"network for checkpoints that do not record theirs (authors' files; default: "
+                        f"{DEFAULT_MODEL}); a checkpoint's own network is used otherwise")
     group = parser.add_argument_group("blind restoration")
     group.add_argument("--blind", action="store_true",
                        help="restore every image with the prompt of the degradation the --recognizer predicts; "
@@ -202,12 +199,11 @@ def build_recognizer_train_parser() -> argparse.ArgumentParser:
 
 def dataset_paths(args: argparse.Namespace) -> DatasetPaths:
     """The dataset folders from --data_root and the per-folder flags."""
-    defaults = DatasetPaths.from_root(args.data_root)
-    overrides = {f: Path(getattr(args, f)) for f in TRAIN_DIR_FLAGS + TEST_PATH_FLAGS if getattr(args, f, None)}
+    overrides = {f: Path(getattr(args, f)) for f in folder_flags() if getattr(args, f, None)}
     data_file_dir = getattr(args, "data_file_dir", None)
-    if data_file_dir is not None and data_file_dir.lower() == "none":
+    if data_file_dir is not None and str(data_file_dir).lower() == "none":
         data_file_dir = None
-    return DatasetPaths(**{**defaults.__dict__, **overrides, "data_file_dir": data_file_dir})
+    return DatasetPaths.from_root(args.data_root, data_file_dir, **overrides)
 
 
 def parse_devices(value: str) -> int | str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from data.sample import make_sample_dataset
 from engine.evaluate import main as evaluate
 from engine.train import main as train
-from net.dfpir import PRESETS
+from net.registry import model_names
 
 SETTING = "5D"  # all five degradations
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="quickstart", help="folder for data, checkpoints and results")
     parser.add_argument("--steps", type=int, default=60, help="training steps")
-    parser.add_argument("--model", default="paper", choices=list(PRESETS), help="network size")
+    parser.add_argument("--model", default="paper", choices=model_names(), help="network")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return parser
 

@@ -27,7 +27,7 @@ import os
 import tempfile
 import time
 from multiprocessing import Pool
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -35,9 +35,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from data.layouts import DatasetPaths
-from data.sample import LAYOUTS, write_name_list
+from data.sample import write_name_list
 from data.train import TrainMixture
-from utils.tasks import SETTINGS, TASKS
+from utils.tasks import DATASETS, SETTINGS, TASKS
 
 # kind -> [(height, width, share of the images)]; the training sets' real sizes.
 TRAIN_SIZES: dict[str, list[tuple[int, int, float]]] = {
@@ -74,15 +74,19 @@ def _write(job: tuple[str, int, int, int]) -> None:
 
 
 def _split_jobs(root: Path, split: str, kind: str, sizes: list[tuple[int, int, int]]) -> tuple[list, list[str]]:
-    """Image-writing jobs of one task in one split, and its input names (for the name list)."""
-    layout = LAYOUTS[split][kind]
+    """Image-writing jobs of one dataset in one split (its stand-in names), and its input paths
+    relative to the dataset folder (for the name list)."""
+    dataset = DATASETS[kind]
+    layout, template = dataset.layout(split), dataset.stand_in.name(split)
+    folder = root / dataset.default_folder(split)
     jobs, inputs = [], []
     for i, (height, width, seed) in enumerate(sizes, start=1):
-        names = [layout.clean.format(i=i)]
+        name = PurePosixPath(template.format(i=i, tag=HAZE_TAG))
+        names = [PurePosixPath(layout.clean) / (name if layout.degraded is None else layout.partner(name))]
         if layout.degraded is not None:
-            names.append(layout.degraded.format(i=i, tag=HAZE_TAG))
-        inputs.append(names[-1])
-        jobs += [(str(root / layout.root / name), seed * 2 + k, height, width) for k, name in enumerate(names)]
+            names.append(PurePosixPath(layout.degraded) / name)
+        inputs.append(names[-1].as_posix())
+        jobs += [(str(folder / n), seed * 2 + k, height, width) for k, n in enumerate(names)]
     return jobs, inputs
 
 
@@ -99,7 +103,7 @@ def write_dataset(root: Path, images: int, test_sets: bool = False, test_scale: 
                  for n in range(count)]
         task_jobs, inputs = _split_jobs(root, "train", kind, sizes)
         jobs += task_jobs
-        write_name_list(root, kind, inputs)
+        write_name_list(root, DATASETS[kind], inputs)
     if test_sets:
         for kind, (height, width, count) in TEST_SETS.items():
             jobs += _split_jobs(root, "test", kind, [(height, width, 10**6 + 1000 * len(jobs) + n)

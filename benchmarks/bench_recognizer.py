@@ -23,9 +23,9 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from net.dfpir import DFPIR, PRESETS  # noqa: E402
 from net.dgpb import TEXT_DIM  # noqa: E402
 from net.recognizer import DegradationRecognizer  # noqa: E402
+from net.registry import create_model, model_names  # noqa: E402
 from net.speed import prepare_for_speed  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="square input size")
     parser.add_argument("--setting", default="5D", choices=["3D", "5D"], help="the recogniser's setting")
-    parser.add_argument("--preset", default="paper", choices=list(PRESETS), help="DFPIR network preset")
+    parser.add_argument("--preset", default="paper", choices=model_names(), help="DFPIR network (--model name)")
     parser.add_argument("--repeats", type=int, default=7, help="timed calls of each")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     return parser
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    dfpir = prepare_for_speed(DFPIR(**PRESETS[args.preset]().to_dict())).to(device).eval()
+    dfpir = prepare_for_speed(create_model(args.preset)).to(device).eval()
     recognizer = DegradationRecognizer(args.setting).to(device).eval()
     image = torch.rand(1, 3, args.size, args.size, device=device)
     code = torch.randn(1, TEXT_DIM, device=device)

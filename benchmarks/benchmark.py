@@ -60,8 +60,9 @@ import torch.nn.functional as F
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from net.dfpir import DFPIR, PRESETS  # noqa: E402
+from net.dfpir import DFPIR  # noqa: E402
 from net.dgpb import TEXT_DIM  # noqa: E402
+from net.registry import create_model, model_names  # noqa: E402
 from net.speed import glibc, prepare_for_speed, tune_glibc_malloc  # noqa: E402
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -392,7 +393,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train on a batch of 2 instead of 5; on cpu 3 timed calls instead of 5")
     parser.add_argument("--cases", nargs="+", choices=CASE_NAMES, default=list(CASE_NAMES),
                         help="which cases to run, in this order (default: all)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="network size (tiny: for tests)")
+    parser.add_argument("--preset", choices=model_names(), default="paper",
+                        help="network (--model of the scripts; tiny: for tests)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default=None,
                         help="fast path precision (default: fp32 on cpu, bf16 autocast on cuda)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None) -> str:
     print(environment(device, args), flush=True)
 
     torch.manual_seed(0)
-    reference = DFPIR(**PRESETS[args.preset]().to_dict())
+    reference = create_model(args.preset)
     paths = default_paths(args.precision)
     all_results: dict[str, dict[str, Measurement]] = {}
     rows: list[tuple[str, ...]] = []

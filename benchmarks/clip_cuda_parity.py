@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from net import prompts  # noqa: E402
+from utils.tasks import prompt_set_names, prompts_of  # noqa: E402
 
 
 def shared_weights(seed: int) -> dict[str, torch.Tensor]:
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import open_clip
 
-    texts = list(dict.fromkeys(p for s in prompts.PROMPT_SETS.values() for p in s.values()))[: args.limit]
+    texts = list(dict.fromkeys(p for s in prompt_set_names() for p in prompts_of(s)))[: args.limit]
     weights = shared_weights(args.seed)
     ours = project_features(texts, weights, args.device, batch=False)
     batched = project_features(texts, weights, args.device, batch=True)

@@ -18,11 +18,11 @@ from data.evalsets import duplicate_names
 from data.layouts import (
     AUTHORS_NAME_LISTS,
     PAPER_TRAIN_COUNTS,
-    TRAIN_LAYOUTS,
     DataError,
     DatasetPaths,
     Pair,
     TrainingInputs,
+    dataset,
     list_images,
     missing_names_hints,
     read_name_list,
@@ -90,7 +90,7 @@ def compare_with_paper(kind: str, paths: DatasetPaths) -> PaperCount | None:
 
 
 def _compare_with_paper(kind: str, inputs: TrainingInputs) -> PaperCount:
-    layout = TRAIN_LAYOUTS[kind]
+    layout = dataset(kind).layout("train")
     authors_list = AUTHORS_NAME_LISTS / layout.name_list
     authors = read_name_list(authors_list, layout)
     on_disk = list_images(inputs.folder)

@@ -1,17 +1,9 @@
 """Where each dataset's images live and how degraded images pair with clean ones (spec section 5).
 
-Default layout under a dataset root (:meth:`DatasetPaths.from_root`)::
-
-    <root>/Train/Denoise/            clean images (noise is synthetic)         denoise_dir
-    <root>/Train/Derain/rainy/rain-N.png      + gt/norain-N.png                derain_dir
-    <root>/Train/Dehaze/synthetic/ID_A_B.jpg  + original/ID.jpg (same ext.)    dehaze_dir
-    <root>/Train/Deblur/blur/NAME             + sharp/NAME                     deblur_dir
-    <root>/Train/LowLight/low/NAME            + high/NAME                      lowlight_dir
-    <root>/test/denoise/bsd68/*               clean CBSD68 images              denoise_path
-    <root>/test/derain/Rain100L/input/rain-N.png + Rain100L/target/norain-N.png  derain_path
-    <root>/test/dehaze/input/ID_A_B.jpg       + target/ID.png                  dehaze_path
-    <root>/test/deblur/blur/NAME              + sharp/NAME                     deblur_path
-    <root>/test/lowlight/low/NAME             + high/NAME                      lowlight_path
+Each dataset's folders, layouts and name lists are facts of its record in :mod:`utils.tasks`
+(``python -m utils.tasks`` prints them as the README's table). By default a dataset's training
+folder is ``<data_root>/<train_folder>`` and its test folder ``<data_root>/<test_folder>``
+(:meth:`DatasetPaths.from_root`); ``--<name>_dir`` / ``--<name>_path`` override one folder.
 
 Pairing works on path components relative to the task folder, never by replacing substrings of
 the whole path, so a root such as ``/data/deblur_lowlight_rain/blur_low/`` pairs correctly.
@@ -34,16 +26,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from utils.image_io import IMAGE_EXTENSIONS, is_image_file, read_rgb
-
-DATASET_KINDS: tuple[str, ...] = ("denoise", "derain", "dehaze", "deblur", "lowlight")
-"""The dataset families (``utils.tasks.Task.kind``); the three denoise tasks share one."""
+from utils.tasks import DATASETS, SPLITS, Dataset, Layout, folder_flags
 
 AUTHORS_NAME_LISTS = Path(__file__).resolve().parent / "name_lists"
 """The authors' training name lists, shipped with the project: the default ``--data_file_dir``."""
@@ -75,54 +65,42 @@ def format_problems(problems: Sequence[str], header: str) -> str:
     return "\n".join(lines)
 
 
-@dataclass
 class DatasetPaths:
-    """The dataset folders, one field per command-line flag of the same name.
+    """The dataset folders, one per folder flag (``derain_dir``, ``derain_path``, ...; see
+    :func:`utils.tasks.folder_flags`), and the optional name-list folder.
 
-    Training folders (``*_dir``) and test folders (``*_path``) follow the layout in the module
-    docstring. ``data_file_dir``, when set, holds name lists that select the training images
-    (:data:`AUTHORS_NAME_LISTS`: the authors' own); None: every image in each training folder is
-    used. Strings are converted to Paths.
+    ``folders`` maps a flag name to its folder (strings become Paths); a flag's folder is also
+    readable as an attribute (``paths.derain_dir``). ``data_file_dir``, when set, holds name lists
+    that select the training images (:data:`AUTHORS_NAME_LISTS`: the authors' own); None: every
+    image in each training folder is used.
     """
 
-    denoise_dir: Path
-    derain_dir: Path
-    dehaze_dir: Path
-    deblur_dir: Path
-    lowlight_dir: Path
-    denoise_path: Path
-    derain_path: Path
-    dehaze_path: Path
-    deblur_path: Path
-    lowlight_path: Path
-    data_file_dir: Path | None = None
-
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if value is not None:
-                setattr(self, field.name, Path(value))
+    def __init__(self, data_file_dir: str | os.PathLike[str] | None = None,
+                 **folders: str | os.PathLike[str]) -> None:
+        unknown = sorted(set(folders) - set(folder_flags()))
+        if unknown:
+            raise ValueError(f"unknown dataset folder(s) {unknown}; the folders are {folder_flags()}")
+        self.folders: dict[str, Path] = {flag: Path(folder) for flag, folder in folders.items()}
+        self.data_file_dir = None if data_file_dir is None else Path(data_file_dir)
 
     @classmethod
     def from_root(
-        cls, root: str | os.PathLike[str], data_file_dir: str | os.PathLike[str] | None = None
+        cls, root: str | os.PathLike[str], data_file_dir: str | os.PathLike[str] | None = None,
+        **overrides: str | os.PathLike[str],
     ) -> DatasetPaths:
-        """The default layout under ``root`` (see the module docstring)."""
+        """Every registered dataset's default folders under ``root``, then ``overrides`` (flag -> folder)."""
         root = Path(root)
-        train, test = root / "Train", root / "test"
-        return cls(
-            denoise_dir=train / "Denoise",
-            derain_dir=train / "Derain",
-            dehaze_dir=train / "Dehaze",
-            deblur_dir=train / "Deblur",
-            lowlight_dir=train / "LowLight",
-            denoise_path=test / "denoise",
-            derain_path=test / "derain",
-            dehaze_path=test / "dehaze",
-            deblur_path=test / "deblur",
-            lowlight_path=test / "lowlight",
-            data_file_dir=None if data_file_dir is None else Path(data_file_dir),
-        )
+        defaults = {d.flag(split): root / d.default_folder(split) for d in DATASETS.values() for split in SPLITS}
+        return cls(data_file_dir, **{**defaults, **overrides})
+
+    def __getattr__(self, name: str) -> Path:
+        folders = self.__dict__.get("folders", {})
+        if name in folders:
+            return folders[name]
+        raise AttributeError(f"{type(self).__name__} has no folder {name!r}")
+
+    def __repr__(self) -> str:
+        return f"DatasetPaths(data_file_dir={self.data_file_dir!r}, folders={self.folders!r})"
 
 
 @dataclass(frozen=True)
@@ -157,79 +135,19 @@ def read_pair(pair: Pair) -> tuple[np.ndarray | None, np.ndarray]:
     return degraded, clean
 
 
-PartnerRule = Callable[[PurePosixPath], PurePosixPath]
-"""Maps a degraded image's path (relative to its folder) to its partner's (relative to the clean folder)."""
-
-
-def same_name(rel: PurePosixPath) -> PurePosixPath:
-    """``blur/NAME`` -> ``sharp/NAME``, ``low/NAME`` -> ``high/NAME``."""
-    return rel
-
-
-def rain_partner(rel: PurePosixPath) -> PurePosixPath:
-    """``rain-N.png`` -> ``norain-N.png`` (Rain100L)."""
-    if not rel.name.startswith("rain-"):
-        raise ValueError("a rainy image must be named rain-<N> to pair with norain-<N>")
-    return rel.with_name("no" + rel.name)
-
-
-def haze_partner(suffix: str | None) -> PartnerRule:
-    """``ID_A_B.ext`` (in any sub-folder) -> ``ID`` + ``suffix`` (the hazy file's own extension if None).
-
-    ID is the file name up to its first underscore (RESIDE: ``0025_0.8_0.1.jpg`` -> ``0025``).
-    """
-
-    def partner(rel: PurePosixPath) -> PurePosixPath:
-        return PurePosixPath(rel.name.split("_")[0] + (rel.suffix if suffix is None else suffix))
-
-    return partner
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How one dataset of one split is laid out inside its task folder.
-
-    degraded: sub-folder of degraded images, or None when the clean images are the only input.
-    clean:    sub-folder of clean images ('' for the task folder itself).
-    partner:  degraded path relative to ``degraded`` -> clean path relative to ``clean``.
-    name_list: the authors' name-list file restricting this dataset (training only), or None.
-    """
-
-    degraded: str | None
-    clean: str
-    partner: PartnerRule = same_name
-    name_list: str | None = None
-
-
-TRAIN_LAYOUTS: dict[str, Layout] = {
-    "denoise": Layout(None, "", name_list="denoise.txt"),
-    "derain": Layout("rainy", "gt", rain_partner, "rainTrain.txt"),
-    "dehaze": Layout("synthetic", "original", haze_partner(None), "hazy_outside.txt"),
-    "deblur": Layout("blur", "sharp", same_name, "train_gopro.txt"),
-    "lowlight": Layout("low", "high", same_name, "train_lol.txt"),
-}
-
-TEST_LAYOUTS: dict[str, Layout] = {
-    "denoise": Layout(None, "bsd68"),
-    "derain": Layout("Rain100L/input", "Rain100L/target", rain_partner),
-    "dehaze": Layout("input", "target", haze_partner(".png")),
-    "deblur": Layout("blur", "sharp"),
-    "lowlight": Layout("low", "high"),
-}
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in DATASET_KINDS:
-        raise ValueError(f"unknown dataset kind {kind!r}; choose from {list(DATASET_KINDS)}")
+def dataset(kind: str) -> Dataset:
+    """The record of dataset ``kind`` (``utils.tasks.DATASETS``); ValueError naming the registered ones."""
+    if kind not in DATASETS:
+        raise ValueError(f"unknown dataset kind {kind!r}; choose from {list(DATASETS)}")
+    return DATASETS[kind]
 
 
 def task_folder(kind: str, split: str, paths: DatasetPaths) -> tuple[Path, str]:
-    """(folder, the DatasetPaths field / flag naming it) of ``kind``'s ``split`` ('train' or 'test')."""
-    _check_kind(kind)
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    field = f"{kind}_{'dir' if split == 'train' else 'path'}"
-    return getattr(paths, field), field
+    """(folder, the DatasetPaths key / flag naming it) of ``kind``'s ``split`` ('train' or 'test')."""
+    flag = dataset(kind).flag(split)
+    if flag not in paths.folders:
+        raise ValueError(f"no folder for --{flag} in {paths!r}; build the paths with DatasetPaths.from_root")
+    return paths.folders[flag], flag
 
 
 def list_images(folder: Path) -> list[PurePosixPath]:
@@ -274,7 +192,7 @@ def read_name_list(list_path: Path, layout: Layout) -> list[PurePosixPath]:
 
     A line may carry the folder as prefix (``rainy/rain-1.png``) or not (``rain-1.png``).
     """
-    prefix = PurePosixPath(layout.degraded if layout.degraded is not None else layout.clean).as_posix() + "/"
+    prefix = PurePosixPath(layout.input_folder()).as_posix() + "/"
     return list(_read_name_list(str(list_path), list_path.stat().st_mtime_ns, prefix))
 
 
@@ -371,7 +289,7 @@ def training_inputs(kind: str, paths: DatasetPaths) -> tuple[TrainingInputs | No
     recorded in ``missing``.
     """
     task_dir, field = task_folder(kind, "train", paths)
-    layout = TRAIN_LAYOUTS[kind]
+    layout = dataset(kind).layout("train")
     input_dir = task_dir / (layout.degraded if layout.degraded is not None else layout.clean)
     if not input_dir.is_dir():
         return None, [_missing_folder(input_dir, field, kind, "train")]
@@ -405,7 +323,7 @@ def scan_pairs(kind: str, split: str, paths: DatasetPaths) -> tuple[list[Pair], 
     relative path; images with a problem are left out.
     """
     task_dir, field = task_folder(kind, split, paths)
-    layout = (TRAIN_LAYOUTS if split == "train" else TEST_LAYOUTS)[kind]
+    layout = dataset(kind).layout(split)
     clean_dir = task_dir / layout.clean
     input_dir = task_dir / layout.degraded if layout.degraded is not None else clean_dir
 

@@ -5,7 +5,7 @@ problem, and stops with exit status 2 and one line per problem (each naming the 
 saying what to do) before it decodes a dataset, builds a network or writes anything:
 
 - numeric flags in range (``--batch_size`` >= 1, ``--patch_size`` a positive multiple of the
-  network's size multiple, ``--num_workers`` >= 0, ``--tile`` a multiple of 8 larger than
+  network's size multiple, ``--num_workers`` >= 0, ``--tile`` a multiple of it larger than
   ``--tile_overlap`` ...) and ``--device cuda`` only where PyTorch sees a GPU;
 - checkpoints (``--ckpt``, ``--init_from``, ``--resume``) readable as a DFPIR checkpoint, and a
   ``--resume`` file holding a training state;
@@ -31,8 +31,8 @@ import torch
 
 from data.layouts import DataError, format_problems
 from net.checkpoint import Checkpoint, CheckpointError, read_checkpoint
-from net.dfpir import SIZE_MULTIPLE
 from net.prompts import PromptError
+from net.registry import NetworkError, NetworkSpec
 from utils.image_io import ImageReadError
 from utils.tiling import tile_problems
 
@@ -43,7 +43,7 @@ class UsageError(Exception):
     """A problem with the user's options or files; printed as 'error: ...' without a traceback (exit 2)."""
 
 
-USER_ERRORS = (UsageError, DataError, CheckpointError, PromptError, ImageReadError)
+USER_ERRORS = (UsageError, DataError, CheckpointError, PromptError, NetworkError, ImageReadError)
 """Exceptions that mean a user's mistake (exit status 2, one message), not a bug (a traceback)."""
 
 
@@ -80,8 +80,12 @@ def _bad(flag: str, value, rule: str) -> str:
     return f"--{flag} {value}: {rule}"
 
 
-def flag_problems(args: argparse.Namespace) -> list[str]:
-    """Problems of the numeric and device flags present in ``args`` (train, test and demo parsers)."""
+def flag_problems(args: argparse.Namespace, network: NetworkSpec | None = None) -> list[str]:
+    """Problems of the numeric and device flags present in ``args`` (train, test and demo parsers).
+
+    ``network``: the run's network (``net.registry.resolve_network``), whose size multiple
+    ``--patch_size`` and ``--tile`` must respect (None: not known, not checked).
+    """
     problems = []
 
     def at_least(flag: str, low: float, rule: str | None = None) -> None:
@@ -101,15 +105,16 @@ def flag_problems(args: argparse.Namespace) -> list[str]:
     max_steps = getattr(args, "max_steps", None)
     if max_steps is not None and max_steps != -1 and max_steps < 1:
         problems.append(_bad("max_steps", max_steps, "must be -1 (no limit) or at least 1"))
+    multiple = network.size_multiple if network is not None else 1
     patch = getattr(args, "patch_size", None)
-    if patch is not None and (patch <= 0 or patch % SIZE_MULTIPLE):
-        problems.append(_bad("patch_size", patch, f"must be a positive multiple of {SIZE_MULTIPLE} (the network "
-                             "halves the size three times), e.g. 128 as in the paper"))
+    if patch is not None and (patch <= 0 or patch % multiple):
+        problems.append(_bad("patch_size", patch, f"must be a positive multiple of {multiple} (the network's size "
+                             "multiple), e.g. 128 as in the paper"))
     devices = getattr(args, "devices", None)
     if devices is not None and devices != "auto" and not (devices.isdigit() and int(devices) >= 1):
         problems.append(_bad("devices", devices, "must be a number of devices per node (1, 2, ...) or 'auto'"))
     if getattr(args, "tile", None) is not None:
-        problems += tile_problems(args.tile, args.tile_overlap)
+        problems += tile_problems(args.tile, args.tile_overlap, multiple)
     elif getattr(args, "tile_overlap", 0) < 0:
         problems.append(_bad("tile_overlap", args.tile_overlap, "must be 0 or more"))
     if getattr(args, "device", None) == "cuda" and not torch.cuda.is_available():

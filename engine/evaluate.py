@@ -22,32 +22,31 @@ from engine.module import RestorationModule
 from engine.report import with_average, write_results
 from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
-from net.dfpir import PRESETS
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
+from net.registry import NetworkSpec, resolve_network
 from options import build_test_parser, dataset_paths
 from utils.tasks import TASK_BY_ID
 
 
-def _preflight(args, setting: str) -> tuple[Checkpoint, DegradationRecognizer | None]:
-    """Every flag and file of an evaluation, all problems at once (engine/checks.py) ->
-    (the checkpoint, the recogniser of a blind evaluation or None)."""
+def _preflight(args, setting: str) -> tuple[Checkpoint, NetworkSpec, DegradationRecognizer | None]:
+    """Every flag and file of an evaluation, all problems at once (engine/checks.py) -> the checkpoint,
+    the network to build (``net.registry.resolve_network``) and the recogniser of a blind evaluation or None."""
     checks = Preflight()
-    checks.add(flag_problems(args))
     if args.blind != (args.recognizer is not None):
         checks.add(f"--blind needs --recognizer FILE (train one with: python train_recognizer.py --setting {setting})"
                    if args.blind else "--recognizer is used with --blind; add --blind")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
+    network = checks.run(resolve_network, args.model, checkpoint)
+    checks.add(flag_problems(args, network))
     recognizer = None
     if args.blind and args.recognizer is not None and checkpoint is not None:
         recognizer = checks.run(recognizer_for, args.recognizer, setting, checkpoint)
-    if checkpoint is not None and checkpoint.model_config is not None and args.model is not None:
-        checks.add(f"--model {args.model}: {args.ckpt} records its network configuration; drop --model")
     if args.prompt_embeddings and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     checks.add(writable_dir(args.output_path, "output_path"))
     checks.raise_if_any()
-    return checkpoint, recognizer
+    return checkpoint, network, recognizer
 
 
 def _predicted_note(record: ImageRecord) -> str:
@@ -59,13 +58,13 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     args = build_test_parser(setting).parse_args(argv)
     tasks = list(dict.fromkeys(args.tasks))
     paths = dataset_paths(args)
-    checkpoint, recognizer = _preflight(args, setting)
+    checkpoint, network, recognizer = _preflight(args, setting)
     for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)).lines:
         print(line)
-    model_config = checkpoint.model_config or PRESETS[args.model or "paper"]().to_dict()
     table = prompt_table_for(args, checkpoint, tasks + (recognizer.task_names if recognizer else []),
-                             model_config["text_dim"])
-    module = RestorationModule(model_config, table.to_dict(), checkpoint.prompt_set or args.prompt_set, setting, tasks)
+                             network.text_dim)
+    module = RestorationModule(network.config, table.to_dict(), checkpoint.prompt_set or args.prompt_set, setting,
+                               tasks, architecture=network.architecture)
     load_pretrained(module.net, checkpoint)
     apply_speed_options(module, args)
     module.recognizer = recognizer

@@ -1,7 +1,8 @@
 """The LightningModule shared by training, validation and testing (spec sections 3 and 4).
 
-- Training: L1 between DFPIR(degraded, text code) and the clean patch; the text code of each
-  sample is a row of the prompt table, indexed by the sample's degradation id (no CLIP per step).
+- Training: L1 between net(degraded, text code) and the clean patch, for any registered network
+  (``net/registry.py``; DFPIR by default); the text code of each sample is a row of the prompt
+  table, indexed by the sample's degradation id (no CLIP per step).
   Adam (lr 1e-4, default betas, no weight decay) and CosineAnnealingLR stepped once per epoch.
   Under ``--compile`` the whole training forward and loss is one compiled graph (CUDA graphs on a
   GPU, see :meth:`RestorationModule.compile_training`). A step never waits for the GPU: the loss is
@@ -9,8 +10,8 @@
 - Validation and testing: the evaluation protocol, whole images at batch 1, output clipped to
   [0, 1], scored and gathered across DDP processes by ``engine/scoring.py`` (reusable by any
   other LightningModule).
-- Checkpoints are self-contained: ``checkpoint["dfpir"]`` holds the model config, the prompt
-  set and the prompt table (see ``net/checkpoint.py``).
+- Checkpoints are self-contained: ``checkpoint["dfpir"]`` holds the network's architecture name
+  and configuration, the prompt set and the prompt table (see ``net/checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ import torch
 import torch.nn.functional as F
 
 from engine.scoring import EvalOptions, ImageRecord, Results, Scorer
-from net.checkpoint import EXTRA_KEY
-from net.dfpir import DFPIR
+from net.checkpoint import EXTRA_KEY, UNNAMED_ARCHITECTURE
 from net.prompts import PromptTable
 from net.recognizer import DegradationRecognizer
+from net.registry import build_network
 from utils.tiling import restore_image
 
 
 class RestorationModule(L.LightningModule):
-    """DFPIR with its prompt table, loss, optimiser, schedule and evaluation protocol.
+    """A restoration network with its prompt table, loss, optimiser, schedule and evaluation protocol.
 
-    model_config: ``DFPIRConfig`` fields. prompt_table: ``PromptTable.to_dict()``.
+    model_config: the network's configuration; architecture: its registered name (``net/registry.py``;
+    last so that hyper-parameters saved before the registry still construct DFPIR).
+    prompt_table: ``PromptTable.to_dict()``.
     eval_tasks: the test sets validation/testing iterate over, in dataloader order.
     """
 
@@ -43,10 +46,11 @@ class RestorationModule(L.LightningModule):
         eval_tasks: list[str] | None = None,
         lr: float = 1e-4,
         lr_schedule_epochs: int = 500,
+        architecture: str = UNNAMED_ARCHITECTURE,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["prompt_table"])
-        self.net = DFPIR(**model_config)
+        self.net = build_network(architecture, model_config)
         self.prompt_table = PromptTable.from_dict(prompt_table)
         self.register_buffer("prompt_codes", self.prompt_table.embeddings.clone(), persistent=False)
         self.eval_tasks = list(eval_tasks or [])
@@ -67,7 +71,7 @@ class RestorationModule(L.LightningModule):
     def restore(self, img: torch.Tensor, de_id: torch.Tensor) -> torch.Tensor:
         """forward for whole images of any size, tiled as ``eval_options`` says."""
         opts = self.eval_options
-        return restore_image(lambda x: self(x, de_id), img, opts.tile, opts.tile_overlap)
+        return restore_image(lambda x: self(x, de_id), img, self.net.size_multiple, opts.tile, opts.tile_overlap)
 
     def setup(self, stage: str) -> None:
         # Every process must index the same table: take rank 0's (CLIP may differ across hosts).
@@ -132,7 +136,8 @@ class RestorationModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[EXTRA_KEY] = {
-            "model_config": self.net.config.to_dict(),
+            "architecture": self.hparams.architecture,
+            "model_config": dict(self.hparams.model_config),
             "prompt_set": self.hparams.prompt_set,
             "prompt_table": PromptTable(self.prompt_table.prompts, self.prompt_codes.cpu(),
                                         self.prompt_table.source).to_dict(),

@@ -32,8 +32,8 @@ from engine.common import accelerator, apply_speed_options, prompt_table_for, ru
 from engine.curves import CURVES_NAME, LOGS_DIR, write_curves
 from engine.module import RestorationModule
 from net.checkpoint import RUN_KEY, Checkpoint, load_pretrained, read_checkpoint
-from net.dfpir import PRESETS
 from net.prompts import load_prompt_file, prompt_list
+from net.registry import NetworkSpec, resolve_network
 from options import VAL_RULES, build_train_parser, dataset_paths, parse_devices
 
 LAST = "last.ckpt"
@@ -299,11 +299,6 @@ def run_config(args, setting: str) -> dict:
     }
 
 
-def network_name(model_config: dict) -> str:
-    """The preset a network configuration is, else 'custom'."""
-    return next((name for name, preset in PRESETS.items() if preset().to_dict() == model_config), "custom")
-
-
 def _change(key: str, saved, now) -> str:
     """One line of what changed since the checkpoint, in the user's terms."""
     if key == "setting":
@@ -318,13 +313,10 @@ def _change(key: str, saved, now) -> str:
 def resume_config_problems(args, setting: str, checkpoint: Checkpoint) -> list[str]:
     """What differs between this run's options and the run saved in ``checkpoint`` (--resume).
 
-    The network never changes on resume; the other options may with --allow_config_change.
+    The network never changes on resume (``net.registry.resolve_network`` refuses another --model);
+    the other options may with --allow_config_change.
     """
     problems = []
-    if args.model is not None and checkpoint.model_config is not None and \
-            PRESETS[args.model]().to_dict() != checkpoint.model_config:
-        problems.append(f"--model {args.model}: {checkpoint.path} holds a {network_name(checkpoint.model_config)} "
-                        "network; a resumed run keeps its network (drop --model)")
     saved, now = checkpoint.run_config or {}, run_config(args, setting)
     changes = [_change(key, saved[key], value) for key, value in now.items()
                if saved.get(key) is not None and value is not None and saved[key] != value]
@@ -337,17 +329,18 @@ def resume_config_problems(args, setting: str, checkpoint: Checkpoint) -> list[s
     return problems
 
 
-def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Checkpoint | None]:
+def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Checkpoint | None, NetworkSpec]:
     """Every flag and file of a training run, all problems at once (engine/checks.py):
-    -> (resume path, its checkpoint, the --init_from checkpoint)."""
+    -> (resume path, its checkpoint, the --init_from checkpoint, the network to build)."""
     checks = Preflight()
-    checks.add(flag_problems(args))
     if args.resume and args.init_from:
         checks.add("--resume and --init_from exclude each other: --resume continues a run, --init_from starts a "
                    "new one from weights")
     resume = checks.run(_resume_path, args)
     source = checks.run(read_resume_checkpoint, resume) if resume else None
     init = checks.run(read_checkpoint, args.init_from) if args.init_from else None
+    network = checks.run(resolve_network, args.model, source or init)
+    checks.add(flag_problems(args, network))
     if source is not None:
         checks.add(resume_config_problems(args, setting, source))
     if args.prompt_embeddings and not any(c is not None and c.prompt_table is not None for c in (source, init)):
@@ -361,7 +354,7 @@ def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Chec
             checks.add(f"--ckpt_dir {ckpt_dir} already holds the {LAST} of another run, which this run would "
                        "replace; continue it with --resume auto, or choose another --ckpt_dir")
     checks.raise_if_any()
-    return resume, source, init
+    return resume, source, init, network
 
 
 def _draw_curves(ckpt_dir: Path) -> None:
@@ -389,24 +382,24 @@ def _run_data_check(args, paths) -> None:
 def train(setting: str, argv: list[str] | None = None) -> int:
     args = build_train_parser(setting).parse_args(argv)
     paths = dataset_paths(args)
-    resume, source, init = _preflight(args, setting)
+    resume, source, init, network = _preflight(args, setting)
     _run_data_check(args, paths)
     if args.check_data:
         return 0
 
     L.seed_everything(args.seed, workers=True, verbose=False)
-    model_config = (source.model_config if source else None) or PRESETS[args.model or "paper"]().to_dict()
-    table = prompt_table_for(args, source or init, args.de_type + args.val_tasks, model_config["text_dim"])
+    table = prompt_table_for(args, source or init, args.de_type + args.val_tasks, network.text_dim)
     # A table taken from a checkpoint keeps that checkpoint's prompt-set name.
     prompt_set = next((c.prompt_set for c in (source, init) if c is not None and c.prompt_table is not None
                        and c.prompt_set), args.prompt_set)
-    module = RestorationModule(model_config, table.to_dict(), prompt_set, setting, args.val_tasks,
-                         lr=args.lr, lr_schedule_epochs=args.lr_schedule_epochs)
+    module = RestorationModule(network.config, table.to_dict(), prompt_set, setting, args.val_tasks,
+                               lr=args.lr, lr_schedule_epochs=args.lr_schedule_epochs,
+                               architecture=network.architecture)
     if init is not None:
         load_pretrained(module.net, init)
     apply_speed_options(module, args)
     parameters = sum(p.numel() for p in module.net.parameters())
-    print(f"prompts: {table.source}; network: {network_name(model_config)} ({parameters:,} parameters)"
+    print(f"prompts: {table.source}; network: {network.describe()} from {network.origin} ({parameters:,} parameters)"
           + (f"; resuming {resume}" if resume else ""))
 
     datamodule = DFPIRDataModule(paths, setting, args.de_type, args.val_tasks if args.val_every else [],

@@ -1,13 +1,28 @@
-"""The DFPIR network, its prompt table and checkpoint loading."""
+"""The networks (DFPIR and the registry of architectures), the prompt table and checkpoint loading."""
 
 from net.checkpoint import Checkpoint, CheckpointError, load_pretrained, read_checkpoint
-from net.dfpir import DFPIR, PRESETS, DFPIRConfig
+from net.dfpir import DFPIR, DFPIRConfig
 from net.prompts import PromptError, PromptTable, build_prompt_table
+from net.registry import (
+    NetworkError,
+    NetworkSpec,
+    create_model,
+    model_names,
+    register_architecture,
+    register_model,
+    resolve_network,
+)
 
 __all__ = [
     "DFPIR",
     "DFPIRConfig",
-    "PRESETS",
+    "NetworkError",
+    "NetworkSpec",
+    "create_model",
+    "model_names",
+    "register_architecture",
+    "register_model",
+    "resolve_network",
     "Checkpoint",
     "CheckpointError",
     "load_pretrained",

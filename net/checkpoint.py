@@ -5,8 +5,9 @@ Formats (all read with ``torch.load(..., weights_only=True)``: no code in a file
 - ``authors``: the released ``.pth.tar`` files, a dict with ``state_dict`` (bare network keys),
   ``optimizer``, ``scheduler`` and ``epoch``;
 - ``lightning``: this project's ``.ckpt`` files; the network's keys carry the LightningModule's
-  ``net.`` prefix, and ``checkpoint["dfpir"]`` holds the model config and the prompt table the
-  network was trained with (so evaluating it needs neither CLIP nor a prompt file);
+  ``net.`` prefix, and ``checkpoint["dfpir"]`` holds the network's architecture name and
+  configuration (``net/registry.py``; files written before the registry hold no name: DFPIR) and
+  the prompt table it was trained with (so evaluating it needs neither CLIP nor a prompt file);
 - ``state_dict``: a bare state dict (a ``module.`` prefix left by DataParallel/DDP is removed);
 - ``hub``: a Hugging Face Hub folder or repo id (safetensors weights, config and prompt table;
   read by ``net/hub.py``).
@@ -31,6 +32,7 @@ LIGHTNING_PREFIX = "net."  # the LightningModule keeps the network in ``self.net
 EXTRA_KEY = "dfpir"  # what this project adds to a Lightning checkpoint
 RUN_KEY = "dfpir_run"  # the training run's configuration (engine/train.py), compared when resuming
 _TRAINING_STATE = ("global_step", "epoch", "loops", "optimizer_states", "lr_schedulers")
+UNNAMED_ARCHITECTURE = "dfpir"  # the network of files that do not name theirs (authors', before the registry)
 _MAX_LISTED = 10
 
 
@@ -44,7 +46,9 @@ class Checkpoint:
 
     state_dict:   the network's tensors under the authors' bare key names.
     format:       'authors', 'lightning', 'state_dict' or 'hub'.
-    model_config: DFPIRConfig fields (this project's checkpoints), else None (the paper's config).
+    architecture: the registered architecture (``net/registry.py``) of the weights; files that do not
+                  record one (the authors', this project's before the registry, Hub folders) hold DFPIR.
+    model_config: the network's configuration (this project's checkpoints), else None.
     prompt_table: the prompt table the network was trained with (this project's checkpoints), else None.
     epoch:        the epoch recorded in the file, if any.
     run_config:   the training run's options that a resumed run must keep (this project's checkpoints).
@@ -54,6 +58,7 @@ class Checkpoint:
     path: Path
     state_dict: dict[str, torch.Tensor]
     format: str
+    architecture: str = UNNAMED_ARCHITECTURE
     model_config: dict | None = None
     prompt_table: PromptTable | None = None
     prompt_set: str | None = None
@@ -151,6 +156,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             path=path,
             state_dict=net_state,
             format="lightning",
+            architecture=extra.get("architecture", UNNAMED_ARCHITECTURE),
             model_config=extra.get("model_config"),
             prompt_table=prompt_table,
             prompt_set=extra.get("prompt_set"),

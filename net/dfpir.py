@@ -29,11 +29,10 @@ from torch import nn
 
 from net.blocks import Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 from net.dgpb import DGPB, TEXT_DIM
+from net.registry import register_architecture, register_model
 
 if TYPE_CHECKING:
     from net.prompts import PromptTable
-
-SIZE_MULTIPLE = 8  # three 2x downsamplings
 
 
 @dataclass
@@ -65,9 +64,7 @@ class DFPIRConfig:
         return asdict(self)
 
 
-PRESETS = {"paper": DFPIRConfig.paper, "tiny": DFPIRConfig.tiny}
-
-
+@register_architecture("dfpir")
 class DFPIR(
     nn.Module,
     PyTorchModelHubMixin,
@@ -77,12 +74,18 @@ class DFPIR(
 ):
     """The all-in-one restoration network of DFPIR. ``DFPIR(**config)``; defaults are the paper's.
 
+    Registered as architecture ``dfpir``, with the configurations ``--model paper`` and ``--model tiny``
+    (``net/registry.py``).
+
     Hugging Face Hub format (``net/hub.py``): ``save_pretrained(dir)`` and ``push_to_hub(repo_id)``
     (huggingface_hub's ``PyTorchModelHubMixin``) write the weights as safetensors, the config and
     ``prompt_table`` (set it first: a Hub model is self-contained, like a ``.ckpt``);
     ``DFPIR.from_pretrained(dir_or_repo_id)`` returns the network with its ``prompt_table`` and
     ``prompt_set``. The text code of degradation id i is ``net.prompt_table.embeddings[i]``.
     """
+
+    size_multiple = 8  # three 2x downsamplings
+    compiled_blocks = (TransformerBlock, DGPB)  # the repeated units --compile compiles (net/speed.py)
 
     def __init__(self, **config):
         super().__init__()
@@ -127,11 +130,6 @@ class DFPIR(
         self.decoder_level1 = level(c * 2, blocks[0], heads[0])
         self.refinement = level(c * 2, cfg.num_refinement_blocks, heads[0])
         self.output = nn.Conv2d(c * 2, cfg.out_channels, kernel_size=3, padding=1, bias=cfg.bias)
-
-    @classmethod
-    def tiny(cls) -> DFPIR:
-        """The small preset (``DFPIRConfig.tiny()``)."""
-        return cls(**DFPIRConfig.tiny().to_dict())
 
     # ----------------------------------------------------------------------------- Hub format
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -221,9 +219,9 @@ class DFPIR(
         if img.ndim != 4 or img.shape[1] != self.config.inp_channels:
             raise ValueError(f"img must be (B, {self.config.inp_channels}, H, W), got {tuple(img.shape)}")
         h, w = img.shape[-2:]
-        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        if h % self.size_multiple or w % self.size_multiple:
             raise ValueError(
-                f"DFPIR needs H and W to be multiples of {SIZE_MULTIPLE}, got {h}x{w}: pad the image "
+                f"DFPIR needs H and W to be multiples of {self.size_multiple}, got {h}x{w}: pad the image "
                 "(demo.py and the tiled restorer do this for you) or crop it"
             )
         if text_code.shape != (img.shape[0], self.config.text_dim):
@@ -231,3 +229,7 @@ class DFPIR(
                 f"text_code must be (B, {self.config.text_dim}) with one code per image, got "
                 f"{tuple(text_code.shape)} for a batch of {img.shape[0]} images"
             )
+
+
+register_model("paper", "dfpir", lambda: DFPIRConfig.paper().to_dict())
+register_model("tiny", "dfpir", lambda: DFPIRConfig.tiny().to_dict())

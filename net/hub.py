@@ -43,8 +43,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from net.checkpoint import Checkpoint, CheckpointError, load_pretrained, read_checkpoint
-from net.dfpir import DFPIR, PRESETS
-from net.prompts import BACKENDS, PROMPT_SETS, PromptError, PromptTable, build_prompt_table
+from net.dfpir import DFPIR
+from net.prompts import BACKENDS, PromptError, PromptTable, build_prompt_table
+from net.registry import NetworkError, model_names, resolve_network
+from utils.tasks import prompt_set_names
 
 ARCHITECTURE = "DFPIR"
 CONFIG_FILE = "config.json"
@@ -219,20 +221,23 @@ def _embedded_images(markdown: str) -> list[str]:
     return [p for p in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", markdown) if "://" not in p]
 
 
-def convert(ckpt: str | Path, out: str | Path, *, model: str = "paper", prompt_set: str = "detailed",
+def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prompt_set: str = "detailed",
             prompt_embeddings: str | Path | None = None, prompt_backend: str = "clip",
             results: str | Path | None = None) -> DFPIR:
     """Any checkpoint -> a Hub folder at ``out`` (which must be new or empty); returns the loaded network.
 
-    The network configuration and the prompt table come from the checkpoint when it records them
-    (this project's .ckpt, a Hub folder), else from ``model`` and the prompt options (authors' files,
-    bare state dicts). ``results``: a results.md embedded in the model card, with the pictures it shows.
+    The network (``net.registry.resolve_network``) and the prompt table come from the checkpoint when
+    it records them (this project's .ckpt, a Hub folder), else from ``model`` (default paper) and the
+    prompt options (authors' files, bare state dicts). The Hub format holds DFPIR networks only.
+    ``results``: a results.md embedded in the model card, with the pictures it shows.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CheckpointError(f"--out {out} exists and is not an empty folder; choose a new folder or remove it")
     source = read_checkpoint(ckpt)
-    net = DFPIR(**(source.model_config or PRESETS[model]().to_dict()))
+    net = resolve_network(model, source).build()
+    if not isinstance(net, DFPIR):
+        raise NetworkError(f"{ckpt} holds a {type(net).__name__} network; the Hub format holds DFPIR networks only")
     load_pretrained(net, source)
     if source.prompt_table is not None:
         net.prompt_table, net.prompt_set = source.prompt_table, source.prompt_set
@@ -264,9 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ckpt", required=True, metavar="FILE", help="the checkpoint to convert")
     parser.add_argument("--out", required=True, metavar="DIR", help="the Hub folder to write (new or empty)")
-    parser.add_argument("--model", default="paper", choices=list(PRESETS),
-                        help="network preset for checkpoints that do not record it (authors' files: paper)")
-    parser.add_argument("--prompt_set", default="detailed", choices=list(PROMPT_SETS),
+    parser.add_argument("--model", default=None, choices=model_names(),
+                        help="network for checkpoints that do not record theirs (authors' files; default: paper)")
+    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names(),
                         help="prompt set of a checkpoint without a prompt table (the 3D 'simple' checkpoint: simple)")
     parser.add_argument("--prompt_embeddings", default=None, metavar="FILE",
                         help="prompt-table file for a checkpoint without a prompt table "
@@ -287,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         net = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,
                       prompt_embeddings=args.prompt_embeddings, prompt_backend=args.prompt_backend,
                       results=args.results)
-    except (CheckpointError, PromptError) as err:
+    except (CheckpointError, PromptError, NetworkError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}/: {', '.join(sorted(p.name for p in Path(args.out).iterdir()))} "

@@ -1,5 +1,8 @@
 """Degradation prompts and the prompt table that steers DFPIR (spec section 2).
 
+The prompt of each task in each prompt set ('detailed', 'simple') is part of the task's record
+(``utils/tasks.py``); :func:`prompt_list` orders a set's prompts by degradation id.
+
 A prompt table maps each degradation id to the 512-d CLIP text feature of its prompt. It is built
 once (then CLIP is freed), stored in every checkpoint this project writes, and indexed by
 degradation id during training and testing: there is no CLIP forward per step.
@@ -38,28 +41,12 @@ import numpy as np
 import torch
 
 from net.dgpb import TEXT_DIM
-from utils.tasks import TASK_BY_ID
+from utils.tasks import TASK_BY_ID, TASKS, prompt_set_names, prompts_of
 
 CLIP_MODEL = "ViT-B-32"
 CLIP_PRETRAINED = "openai"
 OFFLINE_SEED = 0
 BACKENDS = ("clip", "offline", "auto")
-
-PROMPT_SETS: dict[str, dict[int, str]] = {
-    # Used by the released 3D and 5D checkpoints.
-    "detailed": {
-        0: "Gaussian noise with a standard deviation of 15",
-        1: "Gaussian noise with a standard deviation of 25",
-        2: "Gaussian noise with a standard deviation of 50",
-        3: "Rain degradation with rain lines",
-        4: "Hazy degradation with normal haze",
-        5: "Blur degradation with motion blur",
-        6: "Lowlight degradation",
-    },
-    # Used by the 3D "simple" checkpoint (no deblurring or low-light prompt).
-    "simple": {0: "Noise", 1: "Noise", 2: "Noise", 3: "Rain", 4: "Haze"},
-}
-
 
 class PromptError(RuntimeError):
     """A prompt table could not be built; the message says which option to use instead."""
@@ -100,8 +87,6 @@ class PromptTable:
 
     def covers(self, task_names: list[str]) -> None:
         """Raise PromptError if a task's degradation id has no prompt in this table."""
-        from utils.tasks import TASKS
-
         missing = [n for n in task_names if TASKS[n].de_id >= len(self.prompts)]
         if missing:
             raise PromptError(
@@ -126,11 +111,13 @@ class PromptTable:
 
 
 def prompt_list(prompt_set: str) -> list[str]:
-    """The prompts of a set, indexed by degradation id."""
-    if prompt_set not in PROMPT_SETS:
-        raise PromptError(f"unknown prompt set {prompt_set!r}; choose from {list(PROMPT_SETS)}")
-    by_id = PROMPT_SETS[prompt_set]
-    return [by_id[i] for i in range(len(by_id))]
+    """The prompts of a set, indexed by degradation id (each task record's prompt in the set)."""
+    try:
+        return prompts_of(prompt_set)
+    except KeyError:
+        raise PromptError(f"unknown prompt set {prompt_set!r}; choose from {prompt_set_names()}") from None
+    except ValueError as err:
+        raise PromptError(str(err)) from None
 
 
 def _clip_weights_available() -> bool:
@@ -313,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute a prompt table once and write it as a --prompt_embeddings file.",
     )
     parser.add_argument("--export", required=True, metavar="FILE", help="where to write the prompt-table file")
-    parser.add_argument("--prompt_set", default="detailed", choices=list(PROMPT_SETS))
+    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names())
     parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
     parser.add_argument("--device", default=None, help="device for CLIP (default: cuda if present, else cpu)")
     return parser

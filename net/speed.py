@@ -21,12 +21,8 @@ import platform
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from net.blocks import TransformerBlock
-from net.dfpir import DFPIR
-from net.dgpb import DGPB
-
-COMPILED_BLOCKS = (TransformerBlock, DGPB)  # the repeated units that prepare_for_speed compiles
 COMPILED_GRAPHS_PER_BLOCK = 64  # e.g. 5 block shapes x (training, inference) x 2 precisions x 3 image sizes
 
 COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
@@ -38,16 +34,18 @@ _MALLOPT_MAX = 2**31 - 1
 
 
 def prepare_for_speed(
-    model: DFPIR, channels_last: bool = True, compile: bool = False, compile_mode: str | None = None
-) -> DFPIR:
-    """Switch ``model`` to its fast formulation, in place; returns the same module.
+    model: nn.Module, channels_last: bool = True, compile: bool = False, compile_mode: str | None = None
+) -> nn.Module:
+    """Switch ``model`` (a registered network, ``net/registry.py``) to its fast formulation, in place;
+    returns the same module. What it can do is asked of the network:
 
-    - the fast path of every LayerNorm, attention and gate (``DFPIR.set_fast_path(True)``);
+    - its fast path, if it has ``set_fast_path`` (DFPIR: every LayerNorm, attention and gate);
     - ``channels_last``: weights in channels_last memory format. Inputs may stay (B, 3, H, W)
       contiguous: the first convolution returns channels_last and every later layer keeps it.
       Depthwise convolutions, about a third of the CPU time, run 2-3x faster in this layout;
-    - ``compile``: ``torch.compile`` each Restormer block and DGPB, in place (regional
-      compilation, static shapes). Blocks of the same width and resolution share one compiled
+    - ``compile``: ``torch.compile`` each module of the network's ``compiled_blocks`` types
+      (DFPIR: each Restormer block and DGPB), in place (regional compilation, static shapes), or
+      the whole network in place if it names none. Blocks of the same width and resolution share one compiled
       graph, so compiling takes a fraction of the time a whole-model compile takes; the few
       layers between blocks (down/upsampling, skip concatenations) stay eager. In place, the
       state-dict keys stay those of the released checkpoints (``torch.compile(model)`` would
@@ -59,7 +57,9 @@ def prepare_for_speed(
     ``tests/test_speed.py``). Call it after loading weights; the optimizer may be built before or
     after (parameters are converted in place and stay the same objects).
     """
-    model.set_fast_path(True)
+    set_fast_path = getattr(model, "set_fast_path", None)
+    if set_fast_path is not None:
+        set_fast_path(True)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if compile:
@@ -68,8 +68,11 @@ def prepare_for_speed(
         # DGPB.forward, beyond dynamo's default of 8 per function (after which it runs eagerly).
         dynamo_config = torch._dynamo.config
         dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_GRAPHS_PER_BLOCK)
-        for module in model.modules():
-            if isinstance(module, COMPILED_BLOCKS):
+        blocks = tuple(getattr(model, "compiled_blocks", ()))
+        if not blocks:
+            model.compile(mode=compile_mode, dynamic=False)
+        for module in model.modules() if blocks else ():
+            if isinstance(module, blocks):
                 module.compile(mode=compile_mode, dynamic=False)
     return model
 

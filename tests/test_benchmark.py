@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmarks import benchmark as bm
+from net.registry import create_model
 
 SUMMARY = re.compile(r"speedup infer256=\d+\.\d\d train=\d+\.\d\d max_abs_diff=\d\.\d\de[+-]\d\d")
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_models(paths: list[bm.PathSpec]) -> dict[str, bm.DFPIR]:
     torch.manual_seed(0)
-    reference = bm.DFPIR.tiny()
+    reference = create_model("tiny")
     cpu = torch.device("cpu")
     return {p.name: bm.build_model(reference, p, cpu, channels_last=True, compile=False) for p in paths}
 
@@ -123,7 +124,7 @@ def test_gpu_check_script_is_valid_bash_and_writes_the_expected_file():
 def test_fast_models_get_every_speed_option(monkeypatch):
     calls = []
     monkeypatch.setattr(bm, "prepare_for_speed", lambda model, **options: calls.append(options) or model)
-    reference = bm.DFPIR.tiny()
+    reference = create_model("tiny")
     for path in bm.default_paths("bf16"):
         bm.build_model(reference, path, torch.device("cpu"), channels_last=False, compile=True,
                        compile_mode="reduce-overhead")

@@ -11,8 +11,8 @@ import demo
 from engine.compare import pick_examples
 from engine.curves import read_run_logs, running_mean, write_curves
 from engine.scoring import ImageRecord
-from net import DFPIR
 from net.prompts import PromptTable, prompt_list
+from net.registry import create_model
 from utils.figures import CROP, FigureRow, Panel, comparison_figure, line_chart
 
 
@@ -45,7 +45,7 @@ def test_comparison_figure_crops_large_images_to_the_same_window_and_enlarges_sm
 
 def test_demo_compare_writes_input_and_restoration_side_by_side(tmp_path):
     torch.manual_seed(0)
-    net = DFPIR.tiny()
+    net = create_model("tiny")
     net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
     net.save_pretrained(tmp_path / "hub")
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 44, 3), dtype=np.uint8)).save(tmp_path / "a.png")

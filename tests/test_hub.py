@@ -17,13 +17,14 @@ from net import DFPIR, CheckpointError, load_pretrained, read_checkpoint
 from net.checkpoint import EXTRA_KEY, LIGHTNING_PREFIX
 from net.hub import main as hub_main
 from net.prompts import PromptTable, load_prompt_file, prompt_list, save_prompt_file
+from net.registry import create_model
 
 
 @pytest.fixture()
 def authors_files(tmp_path) -> tuple[Path, Path, DFPIR]:
     """A tiny network saved in the authors' .pth.tar format, and a prompt-table file."""
     torch.manual_seed(3)
-    net = DFPIR.tiny().eval()
+    net = create_model("tiny").eval()
     ckpt = tmp_path / "model.pth.tar"
     torch.save({"epoch": 7, "state_dict": net.state_dict(), "optimizer": {}, "scheduler": {}}, ckpt)
     prompts = tmp_path / "prompts.pt"
@@ -54,13 +55,13 @@ def test_authors_checkpoint_to_hub_folder_and_back_gives_bit_identical_outputs(a
         assert torch.equal(loaded(img, loaded.prompt_table.embeddings), net(img, codes))
     # ... and the same record through read_checkpoint, as every script reads it.
     record = read_checkpoint(str(hub))
-    assert record.format == "hub" and record.model_config == DFPIR.tiny().config.to_dict()
+    assert record.format == "hub" and record.model_config == create_model("tiny").config.to_dict()
     assert all(torch.equal(record.state_dict[k], v) for k, v in net.state_dict().items())
 
 
 def test_lightning_checkpoint_keeps_its_prompt_table_and_config(tmp_path):
     torch.manual_seed(4)
-    net = DFPIR.tiny()
+    net = create_model("tiny")
     table = PromptTable(prompt_list("simple"), torch.randn(5, 512), "offline test")
     path = tmp_path / "last.ckpt"
     torch.save({"pytorch-lightning_version": "2.6.0", "state_dict": {LIGHTNING_PREFIX + k: v for k, v in
@@ -102,11 +103,11 @@ def test_results_and_their_figures_go_into_the_model_card(authors_files, tmp_pat
 
 def test_save_pretrained_needs_the_prompt_table(tmp_path):
     with pytest.raises(ValueError, match="prompt_table"):
-        DFPIR.tiny().save_pretrained(tmp_path / "hub")
+        create_model("tiny").save_pretrained(tmp_path / "hub")
 
 
 def test_push_to_hub_uploads_the_same_folder(monkeypatch, tmp_path):
-    net = DFPIR.tiny()
+    net = create_model("tiny")
     net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
     uploaded = {}
 
@@ -133,7 +134,7 @@ def test_a_key_mismatch_in_a_hub_folder_is_refused(authors_files, tmp_path):
     with pytest.raises(CheckpointError, match="missing keys.*" + dropped.replace(".", r"\.")):
         DFPIR.from_pretrained(hub)
     with pytest.raises(CheckpointError, match="strict loading"):
-        load_pretrained(DFPIR.tiny(), hub)
+        load_pretrained(create_model("tiny"), hub)
 
 
 def test_a_folder_that_is_not_a_hub_folder_and_a_non_empty_out_are_refused(authors_files, tmp_path, capsys):

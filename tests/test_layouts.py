@@ -105,8 +105,7 @@ def test_eval_pairs_of_every_kind(root):
 def test_folders_outside_the_default_root(tmp_path):
     """Each flag may point anywhere, e.g. a GoPro copy under a folder named like another task's."""
     touch_all(tmp_path, {"rain/low/blur": ["blur/a.png", "sharp/a.png"]})
-    paths = DatasetPaths.from_root(tmp_path / "nowhere")
-    paths.deblur_dir = tmp_path / "rain/low/blur"
+    paths = DatasetPaths.from_root(tmp_path / "nowhere", deblur_dir=tmp_path / "rain/low/blur")
     assert rel(train_pairs("deblur", paths), tmp_path) == [("rain/low/blur/blur/a.png", "rain/low/blur/sharp/a.png")]
 
 

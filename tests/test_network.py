@@ -7,6 +7,7 @@ import torch
 
 from net import DFPIR, DFPIRConfig
 from net.dgpb import keep_count, topk_mask
+from net.registry import create_model
 
 
 def test_every_parameter_but_the_text_projections_gets_a_gradient():
@@ -21,13 +22,13 @@ def test_every_parameter_but_the_text_projections_gets_a_gradient():
 
 
 def test_text_projection_is_frozen_and_excluded_from_training():
-    model = DFPIR.tiny()
+    model = create_model("tiny")
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert len(frozen) == 16
 
 
 def test_tiny_preset_has_every_block_and_runs():
-    model = DFPIR.tiny()
+    model = create_model("tiny")
     assert model.config == DFPIRConfig.tiny()
     assert len(model.dgpbs()) == 4
     out = model(torch.rand(1, 3, 32, 24), torch.randn(1, 512))
@@ -37,17 +38,17 @@ def test_tiny_preset_has_every_block_and_runs():
 @pytest.mark.parametrize("size", [(30, 32), (32, 20), (12, 12)])
 def test_sizes_not_multiple_of_8_are_refused(size):
     with pytest.raises(ValueError, match="multiples of 8"):
-        DFPIR.tiny()(torch.rand(1, 3, *size), torch.randn(1, 512))
+        create_model("tiny")(torch.rand(1, 3, *size), torch.randn(1, 512))
 
 
 def test_one_text_code_per_sample_is_required():
     with pytest.raises(ValueError, match="one code per image"):
-        DFPIR.tiny()(torch.rand(2, 3, 16, 16), torch.randn(1, 512))
+        create_model("tiny")(torch.rand(2, 3, 16, 16), torch.randn(1, 512))
 
 
 def test_a_batch_may_mix_degradations():
     torch.manual_seed(0)
-    model = DFPIR.tiny().eval()
+    model = create_model("tiny").eval()
     img, code = torch.rand(3, 3, 16, 16), torch.randn(3, 512)
     with torch.no_grad():
         together = model(img, code)
@@ -75,7 +76,7 @@ def test_topk_mask_keeps_the_k_largest_per_row_in_both_formulations():
 
 def test_fast_and_reference_paths_agree_in_training_mode():
     torch.manual_seed(0)
-    model = DFPIR.tiny()
+    model = create_model("tiny")
     img, code = torch.rand(2, 3, 16, 16), torch.randn(2, 512)
     fast = model.set_fast_path(True)(img, code)
     ref = model.set_fast_path(False)(img, code)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import net.prompts as prompts
-from net import DFPIR, PromptError, PromptTable, build_prompt_table
+from net import PromptError, PromptTable, build_prompt_table
+from net.registry import create_model
 from utils.tasks import TASKS
 
 
@@ -33,7 +34,7 @@ def test_offline_backend_is_deterministic(offline_table):
 
 def test_distinct_prompts_give_distinct_permutations(offline_table):
     torch.manual_seed(0)
-    block = DFPIR.tiny().encoder_shuffle_channel1
+    block = create_model("tiny").encoder_shuffle_channel1
     perms = block.channel_permutation(offline_table.embeddings)
     assert len({tuple(p.tolist()) for p in perms}) == 7
 

@@ -11,7 +11,6 @@ import torch
 
 from data.sample import make_sample_dataset
 from data.transforms import add_gaussian_noise, to_tensor
-from demo import DEGRADATIONS
 from demo import main as demo_main
 from engine.evaluate import main as evaluate_main
 from engine.recognizer import main as train_recognizer_main
@@ -26,7 +25,7 @@ from net.recognizer import (
     save_recognizer,
     setting_ids,
 )
-from utils.tasks import TASKS
+from utils.tasks import TASKS, degradation_choices
 
 TRAIN = ["--patch_size", "32", "--batch_size", "7", "--num_workers", "0", "--device", "cpu", "--preload_gb", "0",
          "--data_file_dir", "none"]
@@ -220,5 +219,5 @@ def test_demo_auto_prints_the_predicted_degradation_and_restores_with_it(data_ro
     printed = capsys.readouterr().out
     lines = [line for line in printed.splitlines() if line.startswith("rain-")]
     assert len(lines) == 4 and all("(probability 0." in line or "(probability 1.00)" in line for line in lines)
-    assert {line.split(": ")[1].split(" (")[0] for line in lines} <= set(DEGRADATIONS)
+    assert {line.split(": ")[1].split(" (")[0] for line in lines} <= set(degradation_choices())
     assert len(list(out.glob("*.png"))) == 4

@@ -151,7 +151,7 @@ def test_a_new_run_never_replaces_another_runs_last_ckpt(train, data_root, run_d
     (("--de_type", "derain"), "--de_type: dehaze in the checkpoint, derain now"),
     (("--seed", "1"), "--seed: 0 in the checkpoint, 1 now"),
     (("--setting", "5D"), "the setting: 3D in the checkpoint, 5D now"),
-    (("--model", "paper"), "a resumed run keeps its network"),
+    (("--model", "paper"), "a run from a checkpoint keeps its network"),
 ], ids=["batch_size", "patch_size", "de_type", "seed", "setting", "model"])
 def test_a_resumed_run_refuses_a_changed_configuration(train, data_root, run_dir, capsys, change, named):
     before = (run_dir / "last.ckpt").read_bytes()

@@ -15,17 +15,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from data.sample import (
-    AIRLIGHTS,
-    BETAS,
-    README_MARKER,
-    add_haze,
-    camera_shake_kernel,
-    line_kernel,
-    main,
-    make_sample_dataset,
-    synthetic_depth,
-)
+from data.sample import README_MARKER, main, make_sample_dataset
+from data.synthesis import AIRLIGHTS, BETAS, add_haze, camera_shake_kernel, line_kernel, synthetic_depth
 
 TINY = {"train_size": 32, "test_size": 24}  # enough for determinism and folder handling
 

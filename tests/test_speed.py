@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from net import DFPIR
 from net.blocks import GDFN, MDTA, ChannelLayerNorm, channel_attention
 from net.dgpb import CAAPM
+from net.registry import create_model
 from net.speed import prepare_for_speed
 
 TOL = 1e-4  # the bound on |fast - eager| in float32
@@ -22,7 +23,7 @@ def tiny_model_and_inputs(
     seed: int = 0, batch: int = 2, size: int = 32
 ) -> tuple[DFPIR, torch.Tensor, torch.Tensor]:
     torch.manual_seed(seed)
-    model = DFPIR.tiny()
+    model = create_model("tiny")
     with torch.no_grad():  # move gamma/temperature away from their initial constants
         for name, p in model.named_parameters():
             if name.endswith(("temperature", "attn4")):
@@ -54,7 +55,7 @@ def test_prepared_model_gives_the_same_outputs_and_gradients():
     model, img, code = tiny_model_and_inputs()
     target = torch.rand_like(img)
     eager = model.set_fast_path(False)
-    fast = prepare_for_speed(DFPIR.tiny(), channels_last=True)
+    fast = prepare_for_speed(create_model("tiny"), channels_last=True)
     fast.load_state_dict(eager.state_dict())
 
     out_eager, out_fast = eager(img, code), fast(img, code)
@@ -72,7 +73,7 @@ def test_prepared_model_gives_the_same_outputs_and_gradients():
 
 
 def test_prepare_for_speed_switches_in_place_and_keeps_the_state_dict_keys():
-    model = DFPIR.tiny().set_fast_path(False)
+    model = create_model("tiny").set_fast_path(False)
     keys = list(model.state_dict())
     params = list(model.parameters())
     prepared = prepare_for_speed(model, channels_last=True, compile=True)  # compiles lazily: no call here

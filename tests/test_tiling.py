@@ -9,13 +9,14 @@ from PIL import Image
 
 import demo
 from net import DFPIR
+from net.registry import create_model
 from utils.tiling import pad_to_multiple, restore_image, restore_tiled
 
 
 @pytest.fixture(scope="module")
 def tiny_net() -> DFPIR:
     torch.manual_seed(0)
-    return DFPIR.tiny().eval()
+    return create_model("tiny").eval()
 
 
 def _restore_fn(net: DFPIR):
@@ -27,8 +28,8 @@ def test_a_tile_covering_the_image_equals_untiled(tiny_net):
     fn, img = _restore_fn(tiny_net), torch.rand(1, 3, 48, 64)
     with torch.no_grad():
         whole = fn(img)
-        assert torch.equal(restore_image(fn, img, tile=64, overlap=16), whole)
-        assert torch.equal(restore_image(fn, img, tile=128, overlap=16), whole)
+        assert torch.equal(restore_image(fn, img, tiny_net.size_multiple, tile=64, overlap=16), whole)
+        assert torch.equal(restore_image(fn, img, tiny_net.size_multiple, tile=128, overlap=16), whole)
 
 
 def test_tiles_are_averaged_over_their_overlap():
@@ -39,7 +40,7 @@ def test_tiles_are_averaged_over_their_overlap():
         calls.append(tuple(x.shape[-2:]))
         return x * 2
 
-    out = restore_tiled(fn, img, tile=16, overlap=8)
+    out = restore_tiled(fn, img, tile=16, overlap=8, multiple=8)
     assert torch.allclose(out, img * 2)  # a pixelwise fn is unchanged by tiling, overlaps included
     assert set(calls) == {(16, 16)} and len(calls) == 4 * 6
 
@@ -47,21 +48,21 @@ def test_tiles_are_averaged_over_their_overlap():
 def test_tiled_restoration_is_close_to_whole_image(tiny_net):
     fn, img = _restore_fn(tiny_net), torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        tiled = restore_image(fn, img, tile=32, overlap=16)
+        tiled = restore_image(fn, img, tiny_net.size_multiple, tile=32, overlap=16)
     assert tiled.shape == img.shape and torch.isfinite(tiled).all()
 
 
 @pytest.mark.parametrize("tile,overlap", [(20, 4), (0, 0), (32, 32)])
 def test_bad_tile_options_are_refused(tile, overlap):
     with pytest.raises(ValueError, match="tile"):
-        restore_tiled(lambda x: x, torch.rand(1, 3, 64, 64), tile, overlap)
+        restore_tiled(lambda x: x, torch.rand(1, 3, 64, 64), tile, overlap, multiple=8)
 
 
 def test_padding_reaches_the_network_multiple_and_crops_back(tiny_net):
     img = torch.rand(1, 3, 37, 50)
-    assert pad_to_multiple(img).shape[-2:] == (40, 56)
+    assert tiny_net.size_multiple == 8 and pad_to_multiple(img, 8).shape[-2:] == (40, 56)
     with torch.no_grad():
-        out = restore_image(_restore_fn(tiny_net), img)
+        out = restore_image(_restore_fn(tiny_net), img, tiny_net.size_multiple)
     assert out.shape == img.shape
 
 

@@ -1,6 +1,7 @@
 """Restoring images of any size: padding to the network's multiple, and tiling with overlap.
 
-``restore_image`` pads (reflect) an image to a multiple of 8, optionally restores it tile by tile
+``restore_image`` pads (reflect) an image to the network's size multiple (``size_multiple`` of a
+registered network, ``net/registry.py``; 8 for DFPIR), optionally restores it tile by tile
 (bounded memory: the network sees one tile at a time), averages the overlaps, and crops back to
 the input size. With no tile, or a tile
 covering the whole image, the output is exactly the untiled one.
@@ -14,10 +15,9 @@ import torch
 import torch.nn.functional as F
 
 RestoreFn = Callable[[torch.Tensor], torch.Tensor]
-NETWORK_MULTIPLE = 8
 
 
-def pad_to_multiple(img: torch.Tensor, multiple: int = NETWORK_MULTIPLE) -> torch.Tensor:
+def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, H', W') with H', W' the next multiples, reflect-padded at bottom/right."""
     h, w = img.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
@@ -34,23 +34,25 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return starts + [size - tile]
 
 
-def tile_problems(tile: int, overlap: int) -> list[str]:
-    """Problems of ``--tile`` / ``--tile_overlap`` (empty when restore_tiled accepts them)."""
+def tile_problems(tile: int, overlap: int, multiple: int) -> list[str]:
+    """Problems of ``--tile`` / ``--tile_overlap`` for a network of size multiple ``multiple`` (empty when
+    restore_tiled accepts them)."""
     problems = []
-    if tile <= 0 or tile % NETWORK_MULTIPLE:
-        problems.append(f"--tile {tile}: must be a positive multiple of {NETWORK_MULTIPLE}, e.g. 512")
+    if tile <= 0 or tile % multiple:
+        problems.append(f"--tile {tile}: must be a positive multiple of {multiple} (the network's size multiple), "
+                        "e.g. 512")
     if overlap < 0 or overlap >= tile:
         problems.append(f"--tile_overlap {overlap}: must be at least 0 and smaller than --tile {tile}")
     return problems
 
 
-def restore_tiled(fn: RestoreFn, img: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+def restore_tiled(fn: RestoreFn, img: torch.Tensor, tile: int, overlap: int, multiple: int) -> torch.Tensor:
     """Apply fn to overlapping tile x tile windows of img (B, C, H, W) and average where they overlap.
 
-    H, W and tile must be multiples of 8; 0 <= overlap < tile. Tiles are clipped to the image,
-    so a tile at least as large as the image gives exactly fn(img).
+    H, W and tile must be multiples of ``multiple`` (the network's); 0 <= overlap < tile. Tiles are
+    clipped to the image, so a tile at least as large as the image gives exactly fn(img).
     """
-    problems = tile_problems(tile, overlap)
+    problems = tile_problems(tile, overlap, multiple)
     if problems:
         raise ValueError("; ".join(problems))
     h, w = img.shape[-2:]
@@ -68,9 +70,12 @@ def restore_tiled(fn: RestoreFn, img: torch.Tensor, tile: int, overlap: int) -> 
     return out / weight
 
 
-def restore_image(fn: RestoreFn, img: torch.Tensor, tile: int | None = None, overlap: int = 32) -> torch.Tensor:
-    """Restore img (B, C, H, W) of any size: pad to a multiple of 8, restore (tiled if tile), crop back."""
+def restore_image(
+    fn: RestoreFn, img: torch.Tensor, multiple: int, tile: int | None = None, overlap: int = 32
+) -> torch.Tensor:
+    """Restore img (B, C, H, W) of any size: pad to ``multiple`` (the network's ``size_multiple``),
+    restore (tiled if tile), crop back."""
     h, w = img.shape[-2:]
-    padded = pad_to_multiple(img)
-    restored = fn(padded) if tile is None else restore_tiled(fn, padded, tile, overlap)
+    padded = pad_to_multiple(img, multiple)
+    restored = fn(padded) if tile is None else restore_tiled(fn, padded, tile, overlap, multiple)
     return restored[..., :h, :w]

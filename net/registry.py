@@ -1,0 +1,159 @@
+"""Restoration networks by name: architectures, named configurations (``--model``) and the one rule
+that decides which network a run builds.
+
+- An **architecture** is a ``nn.Module`` class registered under a name with
+  ``@register_architecture("name")``. Every checkpoint this project writes stores that name beside
+  the configuration (``checkpoint["dfpir"]["architecture"]`` / ``["model_config"]``), so a file
+  rebuilds its own network. The class follows this protocol:
+
+  - ``Net(**config)`` builds it from a plain dict of its configuration (ints, floats, strs, lists);
+  - ``forward(img, text_code)``: img (B, 3, H, W) in [0, 1], text_code (B, D) the prompt codes of
+    the samples (D: the configuration's ``text_dim``, else 512) -> restored (B, 3, H, W), not clipped;
+  - ``size_multiple`` (class attribute): H and W must be multiples of it (tiling and the demo
+    pad to it);
+  - optional ``set_fast_path(enabled)`` (a faster formulation of the same function) and
+    ``compiled_blocks`` (module types ``--compile`` compiles one by one; without it the whole
+    network is compiled), used by ``net/speed.py``.
+
+- A **model** is a named configuration of an architecture (timm-style entry point), the values of
+  ``--model``: ``register_model("tiny", "dfpir", config_fn)``.
+
+- :func:`resolve_network` is the only place that decides which architecture and configuration a
+  run builds, for training from scratch, ``--init_from``, ``--resume``, evaluation and the demo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from net.checkpoint import Checkpoint
+
+DEFAULT_MODEL = "paper"  # the network of the paper and of the released checkpoints
+CLIP_TEXT_DIM = 512  # prompt-code width of a network whose configuration has no text_dim (CLIP ViT-B/32)
+
+
+class NetworkError(ValueError):
+    """An unknown network name, or options that contradict a checkpoint's network; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A named configuration of an architecture: the value of ``--model``."""
+
+    name: str
+    architecture: str
+    config: Callable[[], dict]  # -> the full configuration dict, ``Net(**config)``
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {}
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: register a network class under ``name`` (stored in its checkpoints)."""
+
+    def register(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in ARCHITECTURES and ARCHITECTURES[name] is not cls:
+            raise ValueError(f"architecture {name!r} is already registered ({ARCHITECTURES[name].__name__})")
+        if not isinstance(getattr(cls, "size_multiple", None), int):
+            raise ValueError(f"{cls.__name__} needs an int class attribute size_multiple (see net/registry.py)")
+        cls.architecture = name
+        ARCHITECTURES[name] = cls
+        return cls
+
+    return register
+
+
+def register_model(name: str, architecture: str, config: Callable[[], dict]) -> ModelEntry:
+    """Register ``--model name``: the configuration ``config()`` of a registered architecture."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"model {name!r}: register its architecture {architecture!r} first")
+    if name in MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    MODELS[name] = ModelEntry(name, architecture, config)
+    return MODELS[name]
+
+
+def model_names() -> list[str]:
+    """The values ``--model`` accepts."""
+    return list(MODELS)
+
+
+def _architecture(name: str) -> type[nn.Module]:
+    if name not in ARCHITECTURES:
+        raise NetworkError(f"unknown network architecture {name!r}; this installation has "
+                           f"{list(ARCHITECTURES)} (register it with net.registry.register_architecture)")
+    return ARCHITECTURES[name]
+
+
+def build_network(architecture: str, config: dict) -> nn.Module:
+    """``Net(**config)`` of a registered architecture."""
+    return _architecture(architecture)(**config)
+
+
+def create_model(name: str) -> nn.Module:
+    """The network of ``--model name``, freshly initialised."""
+    return NetworkSpec.of_model(name).build()
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What to build: an architecture, its full configuration, and where they were taken from."""
+
+    architecture: str
+    config: dict
+    origin: str
+
+    @classmethod
+    def of_model(cls, name: str) -> NetworkSpec:
+        if name not in MODELS:
+            raise NetworkError(f"unknown --model {name!r}; choose from {model_names()}")
+        entry = MODELS[name]
+        return cls(entry.architecture, entry.config(), f"--model {name}")
+
+    def build(self) -> nn.Module:
+        return build_network(self.architecture, self.config)
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W of the network's inputs must be multiples of it (the class attribute)."""
+        return _architecture(self.architecture).size_multiple
+
+    @property
+    def text_dim(self) -> int:
+        """Width of the prompt codes the network takes: its ``text_dim`` setting, else CLIP's 512."""
+        return int(self.config.get("text_dim", CLIP_TEXT_DIM))
+
+    def describe(self) -> str:
+        names = [m.name for m in MODELS.values() if self.same_network(NetworkSpec.of_model(m.name))]
+        return f"{self.architecture} ({names[0] if names else 'custom configuration'})"
+
+    def same_network(self, other: NetworkSpec) -> bool:
+        return self.architecture == other.architecture and self.config == other.config
+
+
+def resolve_network(model: str | None, checkpoint: Checkpoint | None = None) -> NetworkSpec:
+    """The network a run builds, from ``--model`` (None when not given) and the checkpoint it starts
+    from (``--resume``, ``--init_from``, the evaluated or demo checkpoint), by one rule:
+
+    - a checkpoint that records its network (this project's) decides; ``--model`` may be given
+      only if it names the same network, otherwise NetworkError (never a silent choice);
+    - otherwise (the authors' ``.pth.tar``, a bare state dict, no checkpoint) ``--model`` decides,
+      by default ``paper``.
+    """
+    requested = NetworkSpec.of_model(model) if model is not None else None
+    if checkpoint is not None and checkpoint.model_config is not None:
+        recorded = NetworkSpec(checkpoint.architecture, dict(checkpoint.model_config), f"checkpoint {checkpoint.path}")
+        if requested is not None and not requested.same_network(recorded):
+            raise NetworkError(
+                f"--model {model}: {checkpoint.path} holds a {recorded.describe()} network, not a "
+                f"{requested.describe()} one, and a run from a checkpoint keeps its network: drop --model (the "
+                "checkpoint's network is used) or pick another checkpoint"
+            )
+        return recorded
+    return requested or NetworkSpec.of_model(DEFAULT_MODEL)
