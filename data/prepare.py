@@ -35,21 +35,15 @@ from tqdm import tqdm
 from data.check import check_data
 from data.layouts import (
     AUTHORS_NAME_LISTS,
-    DATASET_KINDS,
-    TEST_LAYOUTS,
-    TRAIN_LAYOUTS,
     DataError,
     DatasetPaths,
     list_images,
     task_folder,
 )
-from utils.tasks import TASKS
+from utils.tasks import DATASETS, SETTINGS, TASKS
 
 CHECK_SETTING = "5D"
 """The setting whose training tasks the final check covers (5D trains on every task)."""
-
-TEST_SET_SIZES: dict[str, int] = {"denoise": 68, "derain": 100, "dehaze": 500, "deblur": 1111, "lowlight": 15}
-"""Pairs (clean images for denoising) in each benchmark test set (spec section 5)."""
 
 SHOWN = 5
 """How many example names a report line shows."""
@@ -85,7 +79,7 @@ class Found:
         ``name`` is the degraded image's name in the layout (the clean image's for denoising); the
         clean partner's name follows from the layout's pairing rule, so both always pair.
         """
-        layout = (TRAIN_LAYOUTS if split == "train" else TEST_LAYOUTS)[kind]
+        layout = DATASETS[kind].layout(split)
         folder = PurePosixPath(task_folder(kind, split, _RELATIVE_PATHS)[0].as_posix())
         if degraded is None:
             self.placements.append(Placement(clean, folder / layout.clean / name))
@@ -566,13 +560,14 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
     paths = DatasetPaths.from_root(out, data_file_dir)
     lines, ok = [], True
     for split in ("train", "test"):
-        for kind in DATASET_KINDS:
+        for kind in DATASETS:
             folder, _ = task_folder(kind, split, paths)
             if not folder.exists():
                 lines.append(f"{split} {kind}: not prepared ({folder}; pass {_flags_feeding(split, kind)})")
                 continue
             tasks = [name for name, task in TASKS.items() if task.kind == kind]
-            train_tasks, test_tasks = (tasks, []) if split == "train" else ([], tasks)
+            trained = SETTINGS[CHECK_SETTING].train_repeats
+            train_tasks, test_tasks = ([t for t in tasks if t in trained], []) if split == "train" else ([], tasks)
             try:
                 report = check_data(train_tasks, CHECK_SETTING, test_tasks, paths, patch_size, num_workers)
                 if report.left_out:  # a prepared root must hold every file of the lists it is checked with
@@ -586,7 +581,7 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
                 continue
             # task= and test= lines as --check_data prints them; paper= lines: the training images against the
             # paper's (data.check.compare_with_paper), with what is missing and why.
-            lines += [f"{line}   (the benchmark has {TEST_SET_SIZES[kind]})" if line.startswith("test=") else line
+            lines += [f"{line}   (the benchmark has {DATASETS[kind].test_size})" if line.startswith("test=") else line
                       for line in report.lines]
             lines += [f"WARNING: {warning}" for warning in report.warnings]
     return lines, ok

@@ -142,6 +142,8 @@ class Dataset:
     train_source, test_source: the benchmark that fills each split (README).
     stand_in:   how the stand-in generator writes it.
     image_size: (height, width) of a typical benchmark image (``benchmarks/bench_data.py``).
+    test_size:  pairs (clean images when there is no degraded one) in the benchmark's test set, if fixed
+                (``python -m data.prepare`` compares what it finds with it).
     """
 
     name: str
@@ -153,6 +155,7 @@ class Dataset:
     test_source: str
     stand_in: StandIn
     image_size: tuple[int, int] = (321, 481)
+    test_size: int | None = None
 
     def layout(self, split: str) -> Layout:
         return self.train if _check_split(split) == "train" else self.test
@@ -338,6 +341,7 @@ for _dataset in (
         stand_in=StandIn("{i:05d}.png", "{i:04d}.png", scenes=(8, 4), name_list_folder="noisy",
                          description="none for denoising (the loader adds the noise)"),
         image_size=(321, 481),
+        test_size=68,
     ),
     Dataset(
         "derain",
@@ -349,6 +353,7 @@ for _dataset in (
         stand_in=StandIn("rain-{i}.png", "rain-{i:03d}.png", each(add_rain), name_list_folder="rainy",
                          description="screen-blended motion-blurred rain streaks (Rain100L names)"),
         image_size=(321, 481),
+        test_size=100,
     ),
     Dataset(
         "dehaze",
@@ -363,6 +368,7 @@ for _dataset in (
                          "map, A and beta in the names (RESIDE names ID_A_B.jpg, 2 hazy versions per training "
                          "scene)"),
         image_size=(413, 550),
+        test_size=500,
     ),
     Dataset(
         "deblur",
@@ -373,6 +379,7 @@ for _dataset in (
         stand_in=StandIn("GOPR0001_00_{i:06d}.png", "GOPR0002_00_{i:06d}.png", each(add_motion_blur),
                          name_list_folder="gopro", description="linear or random-walk motion blur (GoPro names)"),
         image_size=(720, 1280),
+        test_size=1111,
     ),
     Dataset(
         "lowlight",
@@ -383,6 +390,7 @@ for _dataset in (
         stand_in=StandIn("{i}.png", "{i}.png", each(darken), name_list_folder="lol",
                          description="gamma darkening, scaling and noise (LOL names)"),
         image_size=(400, 600),
+        test_size=15,
     ),
 ):
     register_dataset(_dataset)
