@@ -131,7 +131,7 @@ class NetworkSpec:
 
     def describe(self) -> str:
         names = [m.name for m in MODELS.values() if self.same_network(NetworkSpec.of_model(m.name))]
-        return f"{self.architecture} ({names[0] if names else 'custom configuration'})"
+        return f"{names[0]} ({self.architecture})" if names else f"{self.architecture} (custom configuration)"
 
     def same_network(self, other: NetworkSpec) -> bool:
         return self.architecture == other.architecture and self.config == other.config

@@ -36,7 +36,7 @@ def test_a_recorded_network_decides_and_a_contradicting_model_is_an_error():
     recorded = _checkpoint(TINY)
     assert resolve_network(None, recorded).config == TINY  # e.g. --init_from / --resume of a tiny run
     assert resolve_network("tiny", recorded).origin == "checkpoint run/last.ckpt"
-    conflict = r"--model paper: .* holds a dfpir \(tiny\) network, not a dfpir \(paper\) one.* drop --model"
+    conflict = r"--model paper: .* holds a tiny \(dfpir\) network, not a paper \(dfpir\) one.* drop --model"
     with pytest.raises(NetworkError, match=conflict):
         resolve_network("paper", recorded)
     with pytest.raises(NetworkError, match="unknown network architecture 'unet'"):
