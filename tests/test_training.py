@@ -304,7 +304,7 @@ def test_initial_weights_depend_on_the_seed_only_not_on_the_prompt_backend(data_
     import open_clip
 
     from net import prompts
-    from net.registry import create_model
+    from net.registry import create_model as create_network
 
     real_create_model = open_clip.create_model
 
@@ -333,7 +333,7 @@ def test_initial_weights_depend_on_the_seed_only_not_on_the_prompt_backend(data_
                 "--de_type", "dehaze", "--val_every", "0", "--seed", "3", *flags]
         assert train_main("3D", argv) == 0
     torch.manual_seed(3)
-    expected = create_model("tiny").state_dict()
+    expected = create_network("tiny").state_dict()
     for backend, weights in initial.items():
         assert weights.keys() == expected.keys()
         assert all(torch.equal(weights[k], expected[k]) for k in expected), backend
