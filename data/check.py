@@ -89,8 +89,11 @@ def compare_with_paper(kind: str, paths: DatasetPaths) -> PaperCount | None:
     return None if inputs is None else _compare_with_paper(kind, inputs)
 
 
-def _compare_with_paper(kind: str, inputs: TrainingInputs) -> PaperCount:
+def _compare_with_paper(kind: str, inputs: TrainingInputs) -> PaperCount | None:
+    """None for a dataset the paper did not train on (no count, no authors' list: e.g. a registered new task)."""
     layout = dataset(kind).layout("train")
+    if kind not in PAPER_TRAIN_COUNTS or layout.name_list is None:
+        return None
     authors_list = AUTHORS_NAME_LISTS / layout.name_list
     authors = read_name_list(authors_list, layout)
     on_disk = list_images(inputs.folder)
@@ -221,8 +224,9 @@ def check_data(
     for kind in dict.fromkeys(TASKS[t].kind for t in train_tasks):
         inputs, _ = training_inputs(kind, paths)
         count = _compare_with_paper(kind, inputs)
-        report.paper.append(count)
-        report.lines.append(count.line())
+        if count is not None:
+            report.paper.append(count)
+            report.lines.append(count.line())
         if inputs.missing and not uses_authors_lists(paths):
             report.left_out += [f"{inputs.folder / name} is listed in {inputs.list_path} but does not exist"
                                 for name in inputs.missing]

@@ -18,7 +18,7 @@ from data.sample import make_sample_dataset
 from engine.train import ProgressBar
 from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
-from net.dfpir import DFPIR
+from net.registry import create_model
 from utils.metrics import device_image_metrics, image_metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -68,7 +68,7 @@ def test_compiled_cuda_training_never_waits_for_the_gpu_between_refreshes(data_r
             torch.cuda.set_sync_debug_mode("default")
     syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message).lower()]
     assert not syncs, syncs[:3]
-    assert list(read_checkpoint(ckpt_dir / "last.ckpt").state_dict) == list(DFPIR.tiny().state_dict())
+    assert list(read_checkpoint(ckpt_dir / "last.ckpt").state_dict) == list(create_model("tiny").state_dict())
 
 
 def test_compiled_cuda_training_resumes_exactly(data_root, tmp_path):

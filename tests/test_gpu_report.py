@@ -19,6 +19,7 @@ from data.sample import make_sample_dataset
 from data.train import TrainMixture
 from engine.train import RunSummary
 from engine.train import main as train_main
+from utils.tasks import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,7 @@ def test_report_lines_from_logs(tmp_path):
 def test_bench_data_writes_real_sizes_that_the_loaders_read(tmp_path):
     bench_data.write_dataset(tmp_path, images=2, test_sets=True, test_scale=0.01, processes=2)
     paths = DatasetPaths.from_root(tmp_path, data_file_dir=tmp_path / "data_file_dir")
-    sizes = {kind: Image.open(next((tmp_path / bench_data.LAYOUTS["train"][kind].root).rglob("*.*"))).size
+    sizes = {kind: Image.open(next((tmp_path / DATASETS[kind].default_folder("train")).rglob("*.*"))).size
              for kind in ("derain", "dehaze", "deblur", "lowlight")}
     assert sizes == {"derain": (481, 321), "dehaze": (550, 413), "deblur": (1280, 720), "lowlight": (600, 400)}
     assert Image.open(next((tmp_path / "test" / "dehaze" / "input").iterdir())).size == (620, 460)

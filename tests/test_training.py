@@ -264,9 +264,9 @@ def test_compiled_training_is_one_graph_resumes_exactly_and_evaluates(data_root,
     finally:
         torch._dynamo.reset()
     straight, resumed = _weights(tmp_path / "straight" / "last.ckpt"), _weights(tmp_path / "resumed" / "last.ckpt")
-    from net.dfpir import DFPIR
+    from net.registry import create_model
 
-    assert list(straight) == list(DFPIR.tiny().state_dict())  # no "_orig_mod." or other prefix
+    assert list(straight) == list(create_model("tiny").state_dict())  # no "_orig_mod." or other prefix
     changed = [k for k in straight if not torch.equal(straight[k], resumed[k])]
     assert not changed, f"{len(changed)} tensors differ, e.g. {changed[:3]}"
     out = tmp_path / "eval"
@@ -280,11 +280,11 @@ def test_adam_is_foreach_on_cpu_and_follows_the_device_after_a_resume():
     from types import SimpleNamespace
 
     from engine.module import RestorationModule
-    from net.dfpir import DFPIR
     from net.prompts import PromptTable
+    from net.registry import create_model
 
     table = PromptTable(["a"], torch.zeros(1, 512), "test")
-    module = RestorationModule(DFPIR.tiny().config.to_dict(), table.to_dict())
+    module = RestorationModule(create_model("tiny").config.to_dict(), table.to_dict())
     optimizer = module.configure_optimizers()["optimizer"]
     assert optimizer.param_groups[0]["foreach"] is True and not optimizer.param_groups[0]["fused"]
     state = optimizer.state_dict()
