@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from data.sample import make_sample_dataset
 from data.transforms import add_gaussian_noise, to_tensor
 from demo import main as demo_main
 from engine.evaluate import main as evaluate_main
@@ -29,13 +28,6 @@ from utils.tasks import TASKS, degradation_choices
 
 TRAIN = ["--patch_size", "32", "--batch_size", "7", "--num_workers", "0", "--device", "cpu", "--preload_gb", "0",
          "--data_file_dir", "none"]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sample")
-    make_sample_dataset(root, train_size=48, test_size=32)
-    return root
 
 
 @pytest.fixture(scope="module")
