@@ -21,6 +21,7 @@ from net.recognizer import (
     RecognizerError,
     degradation_statistics,
     load_recognizer,
+    local_detail,
     save_recognizer,
     setting_ids,
 )
@@ -53,6 +54,37 @@ def test_the_noise_statistic_measures_sigma_on_a_plain_image():
         assert stats.shape == (1, NUM_STATISTICS)
         estimate = float(torch.exp(stats[0, 1]))  # 0.2 quantile of the block standard deviation
         assert estimate == pytest.approx(sigma / 255, rel=0.12)
+
+
+STREAK_ASYMMETRY = 40  # column of degradation_statistics: bright over dark ridges, full resolution
+
+
+def test_streak_asymmetry_tells_bright_streaks_from_dark_lines():
+    """Rain adds bright thin lines: at the dominant orientation bright ridges outweigh dark ones (> 0); dark lines
+    of the same shape give the opposite sign."""
+    rng = np.random.default_rng(0)
+    lines = np.zeros((96, 96))
+    for column in rng.choice(np.arange(4, 92, 3), 15, replace=False):
+        top = int(rng.integers(0, 70))
+        lines[top : top + 20, column] = 1.0
+    noise = rng.normal(0, 0.01, (96, 96))
+    asymmetry = {}
+    for name, sign in (("bright", 1), ("dark", -1)):
+        image = np.clip(0.45 + sign * 0.3 * lines + noise, 0, 1)
+        x = torch.from_numpy(np.repeat(image[None], 3, 0)).float()[None]
+        asymmetry[name] = float(degradation_statistics(x)[0, STREAK_ASYMMETRY])
+    assert asymmetry["bright"] > 1.0 and asymmetry["dark"] < -1.0, asymmetry
+
+
+def test_the_cnn_input_divides_out_brightness_and_contrast():
+    """local_detail is (nearly) invariant to a x + b: the scene's exposure and contrast are not a degradation cue."""
+    torch.manual_seed(0)
+    scene = torch.rand(1, 3, 70, 70) * 0.8 + 0.1  # textured (detail well above the amplitude floor)
+    reference = local_detail(scene)
+    for gain, offset in ((0.8, 0.15), (1.2, -0.05)):
+        changed = local_detail(gain * scene + offset)
+        assert (changed - reference).abs().mean() < 0.03 * reference.abs().mean()
+    assert (scene * 0.8 + 0.15 - scene).abs().mean() > 0.05  # while the raw image changes a lot
 
 
 def test_any_image_size_gives_probabilities_over_the_setting_ids():
