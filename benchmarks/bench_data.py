@@ -167,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[tuple[str, int, float]]:
     """Prints the table; returns its rows (setting, workers, samples per second)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.samples < 2 * args.batch_size:
+        parser.error(f"--samples {args.samples}: at least two batches (2 x --batch_size {args.batch_size}) are needed; "
+                     "the first one is worker start-up and is not timed")
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or Path(tmp)

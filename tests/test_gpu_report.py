@@ -92,3 +92,10 @@ def test_gpu_train_script_quick_mode_on_the_cpu(tmp_path):
     for label in ("faithful eager fp32 step", "loop --precision 32 (eager)", "loop --precision bf16-mixed --compile",
                   "loop --precision 32 --compile", "data 3D", "data 5D"):
         assert label in summary, label
+
+
+def test_bench_data_refuses_too_few_samples_to_time(capsys):
+    """One batch is worker start-up and is not timed: fewer than two would report 0 samples/s."""
+    with pytest.raises(SystemExit) as exit_info:
+        bench_data.main(["--samples", "9", "--batch_size", "5"])
+    assert exit_info.value.code == 2 and "at least two batches" in capsys.readouterr().err
