@@ -27,11 +27,11 @@ CPUS=$(nproc)
 if [ -n "${QUICK:-}" ]; then  # tiny network, batch 2 (as benchmark.py --quick), few steps and test images: checks the script
     BATCH=2; NET="--model tiny --patch_size 128 --batch_size $BATCH"; BENCH="--preset tiny --quick"
     STEPS=${STEPS:-24}; EAGER_STEPS=${EAGER_STEPS:-14}; VAL_AT=${VAL_AT:-16}; IMAGES=2; TEST_SCALE=0.01
-    WORKERS=2; DATA_SAMPLES=40
+    WORKERS=2; DATA_SAMPLES=40; DATA_SAMPLES_ONE=20
 else
     BATCH=5; NET="--model paper --patch_size 128 --batch_size $BATCH"; BENCH="--preset paper"
     STEPS=${STEPS:-220}; EAGER_STEPS=${EAGER_STEPS:-40}; VAL_AT=${VAL_AT:-120}; IMAGES=24; TEST_SCALE=1
-    WORKERS=${WORKERS:-$CPUS}; DATA_SAMPLES=2000
+    WORKERS=${WORKERS:-$CPUS}; DATA_SAMPLES=2000; DATA_SAMPLES_ONE=$((DATA_SAMPLES / 15))
 fi
 DATA=$WORK/data
 PROMPTS=$WORK/prompts.pt
@@ -82,7 +82,7 @@ keep faithful_step
 train eager_fp32 --precision 32 --max_steps $EAGER_STEPS --val_every 0
 train bf16_compile --precision bf16-mixed --compile --max_steps $STEPS --val_every $VAL_AT
 train fp32_compile --precision 32 --compile --max_steps $STEPS --val_every 0
-"$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers 0 --samples $((DATA_SAMPLES / 15 > 4 * 5 ? DATA_SAMPLES / 15 : 4 * 5)) \
+"$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers 0 --samples $DATA_SAMPLES_ONE \
     > "$LOGS/data_rate_one.log" 2>&1 || stamp "bench_data.py failed: see logs.txt"
 "$PYTHON" -m benchmarks.bench_data --root "$DATA" --workers $WORKERS --samples $DATA_SAMPLES \
     > "$LOGS/data_rate_all.log" 2>&1 || stamp "bench_data.py failed: see logs.txt"

@@ -44,11 +44,11 @@ def veil_rain(images: torch.Tensor, de_ids: torch.Tensor, generator: torch.Gener
     rain = (de_ids == TASKS["derain"].de_id) & (torch.rand(len(de_ids), generator=generator) < RAIN_VEIL_PROBABILITY)
     if not rain.any():
         return images
-    count = int(rain.sum())
-    transmission = torch.empty(count, 1, 1, 1).uniform_(*RAIN_VEIL_TRANSMISSION, generator=generator)
-    airlight = torch.empty(count, 1, 1, 1).uniform_(*RAIN_VEIL_AIRLIGHT, generator=generator)
+    shape = (int(rain.sum()), 1, 1, 1)
+    transmission = torch.empty(shape).uniform_(*RAIN_VEIL_TRANSMISSION, generator=generator).to(images)
+    airlight = torch.empty(shape).uniform_(*RAIN_VEIL_AIRLIGHT, generator=generator).to(images)
     images = images.clone()
-    images[rain] = images[rain] * transmission.to(images) + airlight.to(images) * (1 - transmission.to(images))
+    images[rain] = images[rain] * transmission + airlight * (1 - transmission)
     return images
 
 
