@@ -40,9 +40,9 @@ def brighten_rain(images: torch.Tensor, de_ids: torch.Tensor, generator: torch.G
     photo then looks hazy to the recogniser, and its haze prompt ruins the restoration. A gamma keeps
     black at 0, white at 1 and the streaks visible, so it brightens the scene without the lifted blacks
     and lost contrast of haze (a veil I t + A (1 - t), tried instead, taught the recogniser that hazy
-    texture can be rain). On data.sample's stand-in (seed 1 for training, seed 2 for testing), 5 of the
-    20 Rain100L images were taken for haze with neither, 2 with 30% of the rain veiled, none with the
-    gamma (recognisers of seeds 0, 1 and 2).
+    texture can be rain). On data.sample's stand-in (seed 1 for training, seed 2 for testing), 2 of the
+    20 Rain100L images were taken for haze with 30% of the rain veiled, none with the gamma
+    (recognisers of seeds 0, 1 and 2).
     """
     chosen = (de_ids == TASKS["derain"].de_id) & (torch.rand(len(de_ids), generator=generator)
                                                   < RAIN_BRIGHTEN_PROBABILITY)
