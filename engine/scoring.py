@@ -147,17 +147,14 @@ class Scorer:
         used it) and ``known`` the restoration with the task's own id, or None where it is
         ``restored`` itself (every prediction right); scored on the scoring thread.
         """
-        if predicted is not None:
-            restored = restored.float().cpu()
-            known = None if known is None else known.float().cpu()
-        on_gpu = restored.is_cuda
-        if on_gpu:
+        if restored.is_cuda and predicted is None:
             scores = [device_image_metrics(r, c) for r, c in zip(restored, clean.to(restored.device), strict=True)]
+            if self.save_dir is not None:
+                restored = restored.float().cpu()
         else:
             scores = [None] * len(restored)
             restored, clean = restored.float().cpu(), clean.float().cpu()
-        if on_gpu and self.save_dir is not None:
-            restored = restored.float().cpu()
+            known = None if known is None else known.float().cpu()
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfpir-metrics")
         for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
