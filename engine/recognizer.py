@@ -3,8 +3,9 @@
 The data are DFPIR's training mixture (``data/train.py``: the same folders, name lists, repeat
 factors, crops, flips and noise), drawn task-balanced (``TaskBalancedSampler``); the label of each
 sample is its task's degradation id. One addition for the recogniser alone: most rain samples are
-brightened (:func:`brighten_rain`). AdamW with a cosine decay, cross-entropy. After training, the accuracy on
-the setting's test sets is printed with a confusion matrix and stored in the checkpoint.
+brightened (:func:`brighten_rain`, on the training device). AdamW with a cosine decay, cross-entropy.
+After training, the accuracy on the setting's test sets is printed with a confusion matrix and stored
+in the checkpoint.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ def brighten_rain(images: torch.Tensor, de_ids: torch.Tensor, generator: torch.G
     """Re-expose a random ``RAIN_BRIGHTEN_PROBABILITY`` of the rain samples with a brightening gamma: I ** g,
     log g uniform in log ``RAIN_GAMMA`` per sample.
 
-    images (B, 3, H, W) in [0, 1], de_ids (B,) -> (B, 3, H, W). Rain streaks are the evidence of rain
-    whatever the scene's brightness, but a training set's few rainy scenes may all be dark: a pale rainy
-    photo then looks hazy to the recogniser, and its haze prompt ruins the restoration. A gamma keeps
-    black at 0, white at 1 and the streaks visible, so it brightens the scene without the lifted blacks
-    and lost contrast of haze (a veil I t + A (1 - t), tried instead, taught the recogniser that hazy
-    texture can be rain). On data.sample's stand-in (seed 1 for training, seed 2 for testing), 2 of the
-    20 Rain100L images were taken for haze with 30% of the rain veiled, none with the gamma
-    (recognisers of seeds 0, 1 and 2).
+    images (B, 3, H, W) in [0, 1] on any device, de_ids (B,) on the CPU -> (B, 3, H, W).
+
+    Rain streaks are the evidence of rain whatever the scene's brightness, but a training set's few
+    rainy scenes may all be dark: a pale rainy photo then looks hazy to the recogniser, and its haze
+    prompt ruins the restoration. A gamma keeps black at 0, white at 1 and the streaks visible, so it
+    brightens the scene without the lifted blacks and lost contrast of haze (a veil I t + A (1 - t),
+    tried instead, taught the recogniser that hazy texture can be rain). On data.sample's stand-in (seed
+    1 for training, seed 2 for testing), 2 of the 20 Rain100L images were taken for haze with 30% of the
+    rain veiled, none with the gamma (recognisers of seeds 0, 1 and 2).
     """
     chosen = (de_ids == TASKS["derain"].de_id) & (torch.rand(len(de_ids), generator=generator)
                                                   < RAIN_BRIGHTEN_PROBABILITY)
@@ -50,7 +52,7 @@ def brighten_rain(images: torch.Tensor, de_ids: torch.Tensor, generator: torch.G
         return images
     log_low, log_high = (math.log(g) for g in RAIN_GAMMA)
     gamma = torch.empty(int(chosen.sum()), 1, 1, 1).uniform_(log_low, log_high, generator=generator).exp()
-    images = images.clone()
+    chosen, images = chosen.to(images.device), images.clone()
     images[chosen] = images[chosen].clamp_min(0).pow(gamma.to(images))
     return images
 
@@ -142,7 +144,7 @@ def train_recognizer(argv: list[str] | None = None) -> int:
     progress = tqdm(loader, total=args.max_steps, desc=f"training the {args.setting} recogniser", unit="step")
     running_loss, running_accuracy = None, None
     for batch in progress:
-        images = brighten_rain(batch["degraded"], batch["de_id"], augment_generator).to(device, non_blocking=True)
+        images = brighten_rain(batch["degraded"].to(device, non_blocking=True), batch["de_id"], augment_generator)
         labels = label_of[batch["de_id"]].to(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
