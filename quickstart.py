@@ -36,7 +36,8 @@ OWN_ENTRIES = ("data", "checkpoints", "results")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="quickstart", help="folder for data, checkpoints and results")
+    parser.add_argument("--out", default="quickstart",
+                        help="folder for data, checkpoints and results: new, empty, or an earlier quick start's")
     parser.add_argument("--steps", type=int, default=60, help="training steps")
     parser.add_argument("--model", default="paper", choices=model_names(), help="network")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
