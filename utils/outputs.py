@@ -83,9 +83,9 @@ def _nearest_existing(path: Path) -> Path:
 def _write_problem(folder: Path) -> str | None:
     """Why files cannot be made in the existing ``folder`` (e.g. 'read-only file system'); None if they can."""
     if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
-        return _reason(OSError(errno.EROFS, os.strerror(errno.EROFS)))
+        return os.strerror(errno.EROFS).lower()
     if not os.access(folder, os.W_OK | os.X_OK):
-        return _reason(OSError(errno.EACCES, os.strerror(errno.EACCES)))
+        return os.strerror(errno.EACCES).lower()
     return None
 
 
