@@ -5,6 +5,11 @@
 Runs offline on a CPU in minutes: if CLIP's weights cannot be downloaded, it says so and uses the
 offline prompt encoder (recorded in the checkpoint). Scores on stand-in data after a few steps mean
 nothing about the paper's numbers; the point is to see every stage run end to end.
+
+The quick start only ever removes or replaces what it wrote itself. It marks its folder first
+(``OUT/QUICKSTART.txt``); an existing non-empty folder without that marker is refused (exit 2)
+before anything is written. A rerun in its own folder replaces its data/, checkpoints/ and results/
+and leaves everything else there alone; two quick starts on one folder at once: the second exits 2.
 """
 
 from __future__ import annotations
@@ -19,33 +24,83 @@ from data.sample import make_sample_dataset
 from engine.evaluate import main as evaluate
 from engine.train import main as train
 from net.registry import model_names
+from utils.outputs import OutputError, atomic_write, check_output_dir
+from utils.run_lock import LockError, RunLock
 
 SETTING = "5D"  # all five degradations
+MARKER_NAME = "QUICKSTART.txt"
+MARKER_TEXT = "DFPIR quick start folder"
+OWN_ENTRIES = ("data", "checkpoints", "results")
+"""What the quick start writes in its folder, and so replaces on a rerun (besides its marker and lock)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="quickstart", help="folder for data, checkpoints and results")
+    parser.add_argument("--out", default="quickstart",
+                        help="folder for data, checkpoints and results: new, empty, or an earlier quick start's")
     parser.add_argument("--steps", type=int, default=60, help="training steps")
     parser.add_argument("--model", default="paper", choices=model_names(), help="network")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return parser
 
 
+def is_quickstart_folder(out: Path) -> bool:
+    """Whether ``out`` was made by the quick start (its marker file starts with :data:`MARKER_TEXT`)."""
+    marker = out / MARKER_NAME
+    return marker.is_file() and not marker.is_symlink() and marker.read_text(errors="replace").startswith(MARKER_TEXT)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse ``--out`` before anything is written: not a writable folder, or a non-empty one the quick start
+    did not make (OutputError, one line). Creates nothing."""
+    check_output_dir(out)
+    if out.is_dir() and any(out.iterdir()) and not is_quickstart_folder(out):
+        raise OutputError(f"--out {out} is not empty and was not made by quickstart.py (no {MARKER_NAME}); "
+                          f"choose a new or empty folder, e.g. --out quickstart_run")
+
+
+def mark_folder(out: Path) -> None:
+    """Write the marker that makes ``out`` the quick start's own folder."""
+    atomic_write(out / MARKER_NAME, f"{MARKER_TEXT}, written by quickstart.py. A rerun in this folder replaces "
+                                    f"{', '.join(e + '/' for e in OWN_ENTRIES)} here and nothing else.\n")
+
+
+def remove_own_entries(out: Path) -> None:
+    """Remove what an earlier quick start wrote in its folder ``out`` (a symlink is removed, not followed)."""
+    for entry in (out / name for name in OWN_ENTRIES):
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        elif entry.is_dir():
+            print(f"      removing the previous quick start's {entry}")
+            shutil.rmtree(entry)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the quick start; exit status 2 with one line if ``--out`` is refused or in use."""
     args = build_parser().parse_args(argv)
     out = Path(args.out)
+    try:
+        check_out_dir(out)
+        if not is_quickstart_folder(out):
+            mark_folder(out)
+        with RunLock(out, purpose="quick start folder --out"):
+            return run(args, out)
+    except (OutputError, LockError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, out: Path) -> int:
+    """The three stages in the quick start's own, locked folder ``out``."""
     start = time.perf_counter()
+    remove_own_entries(out)
 
     print(f"[1/3] stand-in dataset -> {out / 'data'}")
-    counts = make_sample_dataset(out / "data", overwrite=True)
+    counts = make_sample_dataset(out / "data")
     print("      " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
 
     print(f"[2/3] training DFPIR ({args.model}) for {args.steps} steps on the {SETTING} mixture")
     ckpt_dir = out / "checkpoints"
-    if ckpt_dir.is_dir():  # the quick start's own previous run: a training never replaces another run's last.ckpt
-        print(f"      removing the previous quick start's checkpoints in {ckpt_dir}")
-        shutil.rmtree(ckpt_dir)
     common = ["--data_root", str(out / "data"), "--device", args.device, "--num_workers", "2"]
     # The stand-in data has its own name lists (the default, the authors' lists, name the real benchmarks' files).
     code = train(SETTING, [*common, "--data_file_dir", str(out / "data" / "data_file_dir"), "--model", args.model,

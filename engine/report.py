@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 
 from engine.scoring import Results, average
 from net.recognizer import setting_ids
+from utils.outputs import atomic_write
 from utils.tasks import SETTINGS, TASK_BY_ID, TASKS
+
+_warned_non_finite: set[str] = set()
+"""The metrics already warned about as non-finite in this process (each is warned about once)."""
 
 
 def _cell(psnr: float, ssim: float, ssim_digits: int) -> str:
@@ -105,13 +111,40 @@ def figure_section(figures: dict[str, str]) -> str:
     return f"\n### Best, median and worst image of each test set\n\n{shown}\n"
 
 
+def _finite_or_none(value, key: str, non_finite: dict[str, float]):
+    """``value`` with every NaN or infinite float replaced by None; each replaced one is added to ``non_finite``
+    under its dotted key (e.g. 'derain.psnr')."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v, f"{key}.{k}" if key else str(k), non_finite) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v, f"{key}[{i}]", non_finite) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        non_finite[key] = value
+        return None
+    return value
+
+
+def strict_json(results: dict) -> str:
+    """``results`` as strict JSON (no NaN/Infinity tokens): a non-finite metric becomes null, with a warning
+    on stderr the first time that metric is seen in this process."""
+    non_finite: dict[str, float] = {}
+    text = json.dumps(_finite_or_none(results, "", non_finite), indent=2, allow_nan=False) + "\n"
+    new = {key: value for key, value in non_finite.items() if key not in _warned_non_finite}
+    if new:
+        _warned_non_finite.update(new)
+        listed = ", ".join(f"{key} = {value}" for key, value in new.items())
+        print(f"warning: non-finite metrics written as null in results.json: {listed}", file=sys.stderr)
+    return text
+
+
 def write_results(output_dir: str | Path, results: dict[str, dict[str, float]], setting: str, title: str,
                   figures: dict[str, str] | None = None) -> str:
-    """Write output_dir/results.json and output_dir/results.md (embedding ``figures``); return the markdown."""
+    """Write output_dir/results.json (strict JSON, :func:`strict_json`) and output_dir/results.md (embedding
+    ``figures``), each atomically (``utils.outputs.atomic_write``: WriteError if one cannot be written, the
+    earlier file intact); return the markdown."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write(output_dir / "results.json", strict_json(results))
     markdown = f"## {title}\n\nPSNR (dB) / SSIM. {image_counts(results)}.\n\n{results_table(results, setting)}\n"
     markdown += recognition_section(results, setting) + figure_section(figures or {})
-    (output_dir / "results.md").write_text(markdown)
+    atomic_write(output_dir / "results.md", markdown)
     return markdown
