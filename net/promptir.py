@@ -178,7 +178,9 @@ class PromptIR(nn.Module):
         return set_fast_path(self, enabled)
 
     @staticmethod
-    def _interact(x: torch.Tensor, pgb: PromptGenerationBlock, block: TransformerBlock, reduce: nn.Conv2d):
+    def _interact(
+        x: torch.Tensor, pgb: PromptGenerationBlock, block: TransformerBlock, reduce: nn.Conv2d
+    ) -> torch.Tensor:
         """Prompt interaction: x (B, n, h, w) -> reduce(block(cat(x, pgb(x)))) (B, reduce's width, h, w)."""
         return reduce(block(torch.cat([x, pgb(x)], dim=1)))
 
