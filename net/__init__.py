@@ -1,7 +1,8 @@
-"""The networks (DFPIR and the registry of architectures), the prompt table and checkpoint loading."""
+"""The networks (DFPIR, PromptIR and the registry of architectures), the prompt table and checkpoint loading."""
 
 from net.checkpoint import Checkpoint, CheckpointError, load_pretrained, read_checkpoint
 from net.dfpir import DFPIR, DFPIRConfig
+from net.promptir import PromptIR, PromptIRConfig
 from net.prompts import PromptError, PromptTable, build_prompt_table
 from net.registry import (
     NetworkError,
@@ -16,6 +17,8 @@ from net.registry import (
 __all__ = [
     "DFPIR",
     "DFPIRConfig",
+    "PromptIR",
+    "PromptIRConfig",
     "NetworkError",
     "NetworkSpec",
     "create_model",

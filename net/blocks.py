@@ -7,7 +7,8 @@ seed the initial weights are drawn in the same order.
 
 Fast path. ``ChannelLayerNorm``, the attention logits of MDTA/CAAPM, the GDFN gate and the top-k
 mask of CAAPM (``net/dgpb.py``) each have two implementations of the same function, chosen by a
-``fast`` attribute that ``DFPIR.set_fast_path`` switches for the whole network:
+``fast`` attribute that :func:`set_fast_path` switches for a whole network (``DFPIR.set_fast_path``,
+``PromptIR.set_fast_path``):
 
 - ``fast=False``: the reference formulation (LayerNorm on tokens ``(B, H*W, C)``, mean and
   variance over the last axis, reshaped back; q and k normalised before their product; the two
@@ -27,6 +28,15 @@ from torch import nn
 
 LAYERNORM_EPS = 1e-5
 NORMALIZE_EPS = 1e-12  # F.normalize's floor on the norm
+
+
+def set_fast_path(network: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every module of ``network`` that has a ``fast`` attribute to the fast (True) or the
+    reference (False) formulation; returns ``network``."""
+    for module in network.modules():
+        if hasattr(module, "fast"):
+            module.fast = enabled
+    return network
 
 
 class _NormParams(nn.Module):

@@ -27,7 +27,7 @@ import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
-from net.blocks import Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
+from net.blocks import Downsample, OverlapPatchEmbed, TransformerBlock, Upsample, set_fast_path
 from net.dgpb import DGPB, TEXT_DIM
 from net.registry import register_architecture, register_model
 
@@ -85,6 +85,7 @@ class DFPIR(
     """
 
     size_multiple = 8  # three 2x downsamplings
+    uses_text_prompts = True  # forward(img, text_code) needs the degradation's text code
     compiled_blocks = (TransformerBlock, DGPB)  # the repeated units --compile compiles (net/speed.py)
 
     def __init__(self, **config):
@@ -191,10 +192,7 @@ class DFPIR(
         eager baseline of ``benchmarks/benchmark.py``. ``net.speed.prepare_for_speed`` adds
         channels_last and compilation.
         """
-        for module in self.modules():
-            if hasattr(module, "fast"):
-                module.fast = enabled
-        return self
+        return set_fast_path(self, enabled)
 
     def forward(self, img: torch.Tensor, text_code: torch.Tensor) -> torch.Tensor:
         """img: (B, 3, H, W) in [0, 1], H and W multiples of 8; text_code: (B, 512), one per sample.

@@ -9,6 +9,9 @@ that decides which network a run builds.
   - ``Net(**config)`` builds it from a plain dict of its configuration (ints, floats, strs, lists);
   - ``forward(img, text_code)``: img (B, 3, H, W) in [0, 1], text_code (B, D) the prompt codes of
     the samples (D: the configuration's ``text_dim``, else 512) -> restored (B, 3, H, W), not clipped;
+  - ``uses_text_prompts`` (class attribute, True when absent): whether forward reads text_code.
+    A blind network (PromptIR) sets it to False and takes ``forward(img, text_code=None)``,
+    ignoring text_code;
   - ``size_multiple`` (class attribute): H and W must be multiples of it (tiling and the demo
     pad to it);
   - optional ``set_fast_path(enabled)`` (a faster formulation of the same function) and

@@ -17,9 +17,16 @@ PARITY = FIXTURES / "parity"
 
 
 def parity_value(key: str, shape: list[int]) -> torch.Tensor:
-    """The fill rule of tests/fixtures/parity/README.md: every tensor derived from its name."""
+    """The fill rule of tests/fixtures/parity/README.md: every tensor derived from its name.
+
+    PromptIR's ``prompt_param`` is uniform in [0, 1) (tests/fixtures/parity/promptir/README.md),
+    drawn from the same generator *after* the normal draw t: the recorded outputs match that
+    (to 4e-6), not a rand drawn first, as that README's wording suggests.
+    """
     g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
     t = torch.randn(shape, generator=g, dtype=torch.float32)
+    if key.endswith("prompt_param"):
+        return torch.rand(shape, generator=g, dtype=torch.float32)
     if key.endswith("temperature") or key.endswith("attn4"):
         return 1 + 0.1 * t
     if len(shape) == 1:
