@@ -26,7 +26,7 @@ from engine.checks import USER_ERRORS, UsageError
 from engine.common import TILE_HINT, is_out_of_memory, quiet_expected_notices
 from engine.inference import AUTO, DEFAULT_OVERLAP, Restorer, add_network_flags, open_restorer
 from quickstart import build_parser as quickstart_parser
-from utils.image_io import image_size, read_rgb, write_png
+from utils.image_io import ImageReadError, image_size, read_rgb, write_png
 from utils.tasks import TASKS, degradation_choices
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio's import: no telemetry, no version check
@@ -75,6 +75,18 @@ def tile_for(shape: tuple[int, ...], tiling: str, tile: float | None) -> int | N
     return int(tile or 0) if tiling == "on" or (tiling == "auto" and large) else None
 
 
+def problem(err: Exception, upload: str | None) -> str:
+    """The page's one line for a user's mistake; an upload is named by its file name, not its temporary path."""
+    if is_out_of_memory(err):
+        return f"out of memory; {TILE_HINT}"
+    name = Path(upload).name if upload else ""
+    if isinstance(err, ImageReadError):
+        cause = err.__cause__ or err
+        return (f"cannot read {name} as an image ({type(cause).__name__}: {str(cause).replace(str(upload), name)}); "
+                f"upload a {', '.join(t[1:].upper() for t in UPLOAD_TYPES)} file")
+    return str(err).replace(str(upload), name) if upload else str(err)
+
+
 class App:
     """The page's restore handler on one Restorer; results go to ``work_dir``."""
 
@@ -97,8 +109,7 @@ class App:
         except Exception as err:  # a bug is raised: Gradio shows "Error" in the page and logs the traceback
             if not isinstance(err, USER_ERRORS) and not is_out_of_memory(err):
                 raise
-            message = f"out of memory; {TILE_HINT}" if is_out_of_memory(err) else str(err)
-            return None, None, None, f"**Cannot restore:** {message.replace(str(upload), Path(upload).name)}"
+            return None, None, None, f"**Cannot restore:** {problem(err, upload)}"
         self.count += 1
         png = self.work_dir / str(self.count) / f"{Path(upload).stem}.png"  # demo.py's output name
         write_png(png, result.image)
@@ -117,8 +128,9 @@ def build_app(restorer: Restorer, examples: list[Path], work_dir: Path, source: 
         gr.Markdown(
             "# DFPIR: all-in-one image restoration\n"
             f"Checkpoint `{source}` (prompts: {restorer.table.source}) on {restorer.device.type.upper()}. "
-            f"Images up to {MAX_PIXELS:,} pixels; tiling `auto` restores those above {TILE_ABOVE_PIXELS:,} pixels "
-            f"tile by tile. {CONCURRENCY} restoration at a time, the others queue.\n\n"
+            f"Images up to {MAX_PIXELS:,} pixels and {MAX_FILE_SIZE.upper()}; tiling `auto` restores those "
+            f"above {TILE_ABOVE_PIXELS:,} pixels tile by tile. {CONCURRENCY} restoration at a time, the "
+            "others queue.\n\n"
             + ("`auto`: the degradation recogniser picks the degradation and shows its probabilities."
                if auto else "`auto` needs a degradation recogniser: start the app with `--recognizer FILE` "
                "(`python train_recognizer.py`)."))
