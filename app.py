@@ -91,7 +91,7 @@ class App:
     """The page's restore handler on one Restorer; results go to ``work_dir``."""
 
     def __init__(self, restorer: Restorer, work_dir: Path):
-        self.restorer, self.work_dir, self.count = restorer, work_dir, 0
+        self.restorer, self.work_dir = restorer, work_dir
 
     def restore(self, upload: str | None, degradation: str, tiling: str, tile: float | None, overlap: float | None):
         """-> (before/after pair, probabilities, the PNG to download, status line); a user's mistake is
@@ -110,8 +110,8 @@ class App:
             if not isinstance(err, USER_ERRORS) and not is_out_of_memory(err):
                 raise
             return None, None, None, f"**Cannot restore:** {problem(err, upload)}"
-        self.count += 1
-        png = self.work_dir / str(self.count) / f"{Path(upload).stem}.png"  # demo.py's output name
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        png = Path(tempfile.mkdtemp(dir=self.work_dir)) / f"{Path(upload).stem}.png"  # demo.py's output name
         write_png(png, result.image)
         probabilities = result.probabilities and {k: round(v, 4) for k, v in result.probabilities.items()}
         status = (f"Restored **{result.degradation}** ({image.shape[1]} x {image.shape[0]}"
@@ -124,7 +124,8 @@ def build_app(restorer: Restorer, examples: list[Path], work_dir: Path, source: 
     auto = [AUTO] if restorer.recognizer is not None else []
     degradations = auto + restorer.degradations
     handler = App(restorer, work_dir)
-    with gr.Blocks(title="DFPIR", analytics_enabled=False) as page:
+    # delete_cache: uploads and served files older than an hour are removed every hour
+    with gr.Blocks(title="DFPIR", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown(
             "# DFPIR: all-in-one image restoration\n"
             f"Checkpoint `{source}` (prompts: {restorer.table.source}) on {restorer.device.type.upper()}. "
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.ckpt = str(DEFAULT_CKPT)
     try:
-        restorer = open_restorer(args, args.recognizer)
+        restorer = open_restorer(args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -123,12 +123,12 @@ class Restorer:
         return Restoration(out, degradation, probabilities, time.perf_counter() - start)
 
 
-def open_restorer(args: argparse.Namespace, recognizer: str | None = None) -> Restorer:
-    """The Restorer of ``args.ckpt`` (and the recogniser file ``recognizer``) with the options of
-    :func:`add_network_flags`; every degradation it offers gets its prompt code (for the web app)."""
+def open_restorer(args: argparse.Namespace) -> Restorer:
+    """The Restorer of ``args.ckpt`` and the recogniser file ``args.recognizer`` (or None) with the options
+    of :func:`add_network_flags`; every degradation it offers gets its prompt code (for the web app)."""
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
-    model = recognizer_for(recognizer, None, checkpoint) if recognizer is not None else None
+    model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
