@@ -20,17 +20,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from data.transforms import to_tensor
 from engine.checks import Preflight, UsageError, flag_problems, same_file, writable_dir
-from engine.common import TILE_HINT, accelerator, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
-from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
-from net.prompts import BACKENDS, load_prompt_file, prompt_list
+from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
+from engine.inference import DEFAULT_OVERLAP, Restorer, add_network_flags, inference_device
+from net.checkpoint import Checkpoint, read_checkpoint
+from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
-from net.registry import DEFAULT_MODEL, NetworkSpec, model_names, resolve_network
+from net.registry import NetworkSpec, resolve_network
 from utils.figures import FigureRow, Panel, comparison_figure
 from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
-from utils.tasks import TASK_BY_ID, TASKS, degradation_choices, prompt_set_names
-from utils.tiling import restore_image
+from utils.tasks import degradation_choices
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,13 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write <name>_compare.png: the input and its restoration side by side")
     parser.add_argument("--tile", type=int, default=None,
                         help="tile size (a multiple of the network's size multiple, 8 for DFPIR); default: whole image")
-    parser.add_argument("--tile_overlap", type=int, default=32)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--model", default=None, choices=model_names(),
-                        help=f"network for checkpoints that do not record theirs (default: {DEFAULT_MODEL})")
-    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names())
-    parser.add_argument("--prompt_embeddings", default=None, metavar="FILE")
-    parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
+    parser.add_argument("--tile_overlap", type=int, default=DEFAULT_OVERLAP)
+    add_network_flags(parser)
     parser.add_argument("--skip_errors", action="store_true",
                         help="go on past an image that cannot be read or restored (out of memory); list them at the "
                         "end")
@@ -124,30 +118,15 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     images, checkpoint, network, recognizer = _preflight(args)
-    choices = degradation_choices()
-    tasks = recognizer.task_names if recognizer else [choices[args.degradation]]
+    tasks = recognizer.task_names if recognizer else [degradation_choices()[args.degradation]]
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
-    net = network.build()
-    load_pretrained(net, checkpoint)
-    device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
-    net = net.to(device).eval()
-    recognizer = recognizer.to(device) if recognizer else None
-    names = {task: name for name, task in choices.items()}
+    restorer = Restorer(checkpoint, network, table, recognizer, inference_device(args.device))
     out_dir = Path(args.output_dir)
     skipped: list[str] = []
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):
         try:
-            img = to_tensor(read_rgb(path))[None].to(device)
-            if recognizer is not None:
-                de_id, probabilities = recognizer.predict(img)
-                degradation = names[TASK_BY_ID[int(de_id)].name]
-                tqdm.write(f"{path.name}: {degradation} (probability {float(probabilities.max()):.2f})")
-            else:
-                degradation = args.degradation
-            code = table.embeddings[TASKS[choices[degradation]].de_id][None].to(device)
-            with torch.inference_mode():
-                restored = restore_image(lambda x, code=code: net(x, code), img, net.size_multiple, args.tile,
-                                         args.tile_overlap).clamp(0, 1)
+            image = read_rgb(path, exif_orientation=True)
+            result = restorer.restore(image, args.degradation, args.tile, args.tile_overlap)
         except ImageReadError as err:
             if not args.skip_errors:
                 raise ImageReadError(f"{err} (or pass --skip_errors to go on with the other images)") from err
@@ -160,15 +139,16 @@ def run(argv: list[str] | None) -> int:
             if not args.skip_errors:
                 raise UsageError(f"{problem} (or pass --skip_errors to go on with the other images)") from err
             skipped.append(problem)
-            if device.type == "cuda":
+            if restorer.device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        restored = restored[0].permute(1, 2, 0).cpu().numpy()
+        if result.probabilities is not None:
+            tqdm.write(f"{path.name}: {result.degradation} (probability {max(result.probabilities.values()):.2f})")
         restored_name, *compare_name = output_names(path, args.compare)
-        write_png(out_dir / restored_name, restored)
+        write_png(out_dir / restored_name, result.image)
         if compare_name:
-            row = FigureRow(path.name, [Panel(img[0].permute(1, 2, 0).cpu().numpy(), "input"),
-                                        Panel(restored, f"restored ({degradation})")])
+            row = FigureRow(path.name, [Panel(image / 255.0, "input"),
+                                        Panel(result.image / 255.0, f"restored ({result.degradation})")])
             comparison_figure([row], crop=None).save(out_dir / compare_name[0])
     compared = " with side-by-side <name>_compare.png" if args.compare else ""
     print(f"wrote {len(images) - len(skipped)} image(s){compared} to {out_dir}/ (prompts: {table.source})")

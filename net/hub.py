@@ -46,6 +46,7 @@ from net.checkpoint import Checkpoint, CheckpointError, load_pretrained, read_ch
 from net.dfpir import DFPIR
 from net.prompts import BACKENDS, PromptError, PromptTable, build_prompt_table
 from net.registry import NetworkError, model_names, resolve_network
+from net.space import space_problem, write_space
 from utils.tasks import prompt_set_names
 
 ARCHITECTURE = "DFPIR"
@@ -283,11 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--push_to_hub", default=None, metavar="USER/NAME",
                         help="also upload the folder to this Hub repository (log in first: hf auth login)")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    parser.add_argument("--space", default=None, metavar="DIR",
+                        help="also write a Hugging Face Space serving app.py on the folder into DIR (net/space.py)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.space and (problem := space_problem(args.space)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         net = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,
                       prompt_embeddings=args.prompt_embeddings, prompt_backend=args.prompt_backend,
@@ -297,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {args.out}/: {', '.join(sorted(p.name for p in Path(args.out).iterdir()))} "
           f"(prompts: {net.prompt_table.source})")
+    if args.space:
+        print(f"wrote the Space {write_space(args.out, args.space, args.push_to_hub)}/; push it with: "
+              f"hf upload --repo-type space USER/NAME {args.space}")
     if args.push_to_hub:
         if not hub_reachable():
             print(f"error: {constants.ENDPOINT} cannot be reached; upload {args.out} later with "

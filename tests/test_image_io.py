@@ -155,3 +155,13 @@ def test_parallel_map_propagates_errors():
 
     with pytest.raises(ImageReadError, match="seven"):
         list(parallel_map(fail_on_7, range(100), 2))
+
+
+def test_exif_orientation_is_applied_only_when_asked(tmp_path):
+    """A phone photo stored sideways (EXIF Orientation 6: rotate 90 degrees clockwise to view) reads upright
+    for the demo and the web app; the data pipeline keeps the stored pixels."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(RGB).save(tmp_path / "phone.png", exif=exif)
+    assert np.array_equal(read_rgb(tmp_path / "phone.png"), RGB)
+    assert np.array_equal(read_rgb(tmp_path / "phone.png", exif_orientation=True), np.rot90(RGB, k=-1))

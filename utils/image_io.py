@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -50,7 +50,7 @@ def _read_error(path: Path, reason: str) -> ImageReadError:
     )
 
 
-def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+def read_rgb(path: str | os.PathLike[str], exif_orientation: bool = False) -> np.ndarray:
     """Decode an image file fully into an (H, W, 3) uint8 RGB array.
 
     - 8-bit files of any PIL mode (RGB, L, 1, P, PA, LA, RGBA, CMYK, YCbCr ...) are converted with
@@ -61,8 +61,10 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
       TIFF files this is what PIL itself does, so they read as in the reference pipeline; 16-bit
       grayscale (PIL modes ``I;16*``, and ``I``, clipped to [0, 65535]), which PIL's
       ``convert('RGB')`` would saturate, get the same rule here and are replicated to 3 channels.
-    - No EXIF orientation is applied (neither does the reference): pixels are used as stored,
-      so a degraded image and its clean partner stay aligned whatever their metadata says.
+    - EXIF orientation: not applied by default (neither does the reference): pixels are used as
+      stored, so a degraded image and its clean partner stay aligned whatever their metadata says.
+      ``exif_orientation=True`` (the demo and the web app, for a user's photos) rotates/flips the
+      image as a photo viewer shows it.
 
     Raises ImageReadError (naming the file) for missing, unreadable, truncated or corrupt files and
     for floating-point images, whose value range is unknown.
@@ -70,6 +72,8 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as image:
+            if exif_orientation:
+                image = ImageOps.exif_transpose(image)
             if image.mode == "F":
                 raise _read_error(path, "floating-point images are not supported (value range unknown); "
                                   "save it as an 8- or 16-bit PNG")

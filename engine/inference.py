@@ -1,0 +1,135 @@
+"""Restoring one image with a checkpoint: the inference path of ``demo.py`` and ``app.py`` alike.
+
+A :class:`Restorer` is built once from a checkpoint (any format, ``net/checkpoint.py``), the network
+it holds, a prompt table and, for ``auto``, a degradation recogniser. ``restore`` takes an (H, W, 3)
+uint8 image of any size and a degradation by the demo's names (``noise25``, ``rain`` ...; or
+``auto``) and returns the restored uint8 image, which the demo writes with ``write_png`` and the web
+app offers for download: the same pixels for the same input and options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data.transforms import to_tensor
+from engine.checks import UsageError
+from engine.common import prompt_table_for, recognizer_for
+from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
+from net.prompts import BACKENDS, PromptTable
+from net.recognizer import DegradationRecognizer
+from net.registry import DEFAULT_MODEL, NetworkSpec, model_names, resolve_network
+from net.speed import prepare_for_speed
+from utils.tasks import SETTINGS, TASK_BY_ID, TASKS, degradation_choices, prompt_set_names
+from utils.tiling import restore_image, tile_problems
+
+AUTO = "auto"
+DEFAULT_OVERLAP = 32
+
+
+def add_network_flags(parser: argparse.ArgumentParser) -> None:
+    """--device, --model and the prompt options of a checkpoint without a prompt table (demo, web app)."""
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--model", default=None, choices=model_names(),
+                        help=f"network for checkpoints that do not record theirs (default: {DEFAULT_MODEL})")
+    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names())
+    parser.add_argument("--prompt_embeddings", default=None, metavar="FILE")
+    parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
+
+
+def inference_device(device: str) -> torch.device:
+    """--device auto|cpu|cuda -> the device to restore on (auto: CUDA when present)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was given but PyTorch sees no CUDA device; use --device cpu")
+    return torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def setting_of(checkpoint: Checkpoint, recognizer: DegradationRecognizer | None) -> str | None:
+    """The setting (3D, 5D) the checkpoint records, else the recogniser's, else None (authors' files)."""
+    return (checkpoint.run_config or {}).get("setting") or (recognizer.setting if recognizer else None)
+
+
+@dataclass
+class Restoration:
+    """What :meth:`Restorer.restore` returns.
+
+    image:         (H, W, 3) uint8, the input's size.
+    degradation:   the degradation restored (the demo's name; the recogniser's choice for ``auto``).
+    probabilities: for ``auto``, the recogniser's probability of each degradation it knows (by name), else None.
+    seconds:       the time it took on this device (recognition and restoration).
+    """
+
+    image: np.ndarray
+    degradation: str
+    probabilities: dict[str, float] | None
+    seconds: float
+
+
+class Restorer:
+    """A network ready to restore images, its prompt codes and (optionally) a recogniser, on one device."""
+
+    def __init__(self, checkpoint: Checkpoint, network: NetworkSpec, table: PromptTable,
+                 recognizer: DegradationRecognizer | None = None, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        net = network.build()
+        load_pretrained(net, checkpoint)
+        self.net = prepare_for_speed(net).to(self.device).eval()  # the fast path, as evaluation runs it
+        self.table = table
+        self.recognizer = recognizer.to(self.device).eval() if recognizer is not None else None
+        self.setting = setting_of(checkpoint, recognizer)
+        self._task_of = degradation_choices()
+        self._name_of = {task: name for name, task in self._task_of.items()}
+
+    @property
+    def degradations(self) -> list[str]:
+        """The degradations to offer by name: the setting's training tasks (when the checkpoint or the
+        recogniser records the setting) that the prompt table has codes for."""
+        trained = SETTINGS[self.setting].train_repeats if self.setting in SETTINGS else TASKS
+        return [name for name, task in self._task_of.items()
+                if task in trained and TASKS[task].de_id < len(self.table.prompts)]
+
+    def restore(self, image: np.ndarray, degradation: str = AUTO, tile: int | None = None,
+                overlap: int = DEFAULT_OVERLAP) -> Restoration:
+        """Restore an (H, W, 3) uint8 image; ``degradation`` by the demo's names or ``auto`` (the recogniser).
+
+        tile: restore tile by tile (bounded memory), ``overlap`` pixels shared between tiles; None: whole.
+        UsageError / PromptError (one line) for ``auto`` without a recogniser, an unknown degradation, a
+        degradation without a prompt code, or bad tile options.
+        """
+        if tile is not None and (problems := tile_problems(tile, overlap, self.net.size_multiple)):
+            raise UsageError("; ".join(problems))
+        start = time.perf_counter()
+        img = to_tensor(image)[None].to(self.device)
+        probabilities = None
+        if degradation == AUTO:
+            if self.recognizer is None:
+                raise UsageError("auto needs a degradation recogniser (train one with: python train_recognizer.py)")
+            de_id, probs = self.recognizer.predict(img)
+            degradation = self._name_of[TASK_BY_ID[int(de_id)].name]
+            probabilities = {self._name_of[task]: float(p) for task, p in
+                             zip(self.recognizer.task_names, probs[0].tolist(), strict=True)}
+        if degradation not in self._task_of:
+            raise UsageError(f"unknown degradation {degradation!r}; choose from {', '.join(self._task_of)}")
+        task = self._task_of[degradation]
+        self.table.covers([task])
+        code = self.table.embeddings[TASKS[task].de_id][None].to(self.device)
+        with torch.inference_mode():
+            restored = restore_image(lambda x: self.net(x, code), img, self.net.size_multiple, tile, overlap)
+        out = np.round(restored[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).astype(np.uint8)
+        return Restoration(out, degradation, probabilities, time.perf_counter() - start)
+
+
+def open_restorer(args: argparse.Namespace) -> Restorer:
+    """The Restorer of ``args.ckpt`` and the recogniser file ``args.recognizer`` (or None) with the options
+    of :func:`add_network_flags`; every degradation it offers gets its prompt code (for the web app)."""
+    checkpoint = read_checkpoint(args.ckpt)
+    network = resolve_network(args.model, checkpoint)
+    model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
+    setting = setting_of(checkpoint, model)
+    tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []
+    table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
+    return Restorer(checkpoint, network, table, model, inference_device(args.device))
