@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import demo
+from data import synthesis
 from data.sample import make_sample_dataset
 from data.synthesis import each
 from engine.evaluate import main as evaluate_main
@@ -42,12 +43,12 @@ SNOW = Dataset(
     test=Layout("snowy", "clean"),
     train_folder="Train/Desnow", test_folder="test/desnow",
     train_source="synthetic snow", test_source="synthetic snow",
-    stand_in=StandIn("{i:03d}.png", "{i:03d}.png", each(add_snow), scenes=(4, 2), name_list_folder="snow",
+    stand_in=StandIn("{i:03d}.png", "{i:03d}.png", "snow", scenes=(4, 2), name_list_folder="snow",
                      description="screen-blended snowflakes"),
 )
 DESNOW = Task("desnow", 7, "desnow", "Snow100", aliases=("snow",),
-              prompts={"detailed": "Snow degradation with snowflakes"}, repeats={"1S": 2})
-ONE_SNOW = Setting("1S", test_tasks=("desnow",), val_every=2)
+              prompts={"detailed": "Snow degradation with snowflakes"})
+ONE_SNOW = Setting("1S", test_tasks=("desnow",), val_every=2, train_repeats={"desnow": 2})
 
 
 # ------------------------------------------------------------------------------------------ the new network
@@ -71,8 +72,10 @@ class ToyNet(nn.Module):
 @pytest.fixture
 def registered():
     """Registers the task, its dataset and setting, and the toy network; restores every registry after."""
-    registries = (tasks.DATASETS, tasks.TASKS, tasks.TASK_BY_ID, tasks.SETTINGS, ARCHITECTURES, MODELS)
+    registries = (tasks.DATASETS, tasks.TASKS, tasks.TASK_BY_ID, tasks.SETTINGS, synthesis.SYNTHESES,
+                  ARCHITECTURES, MODELS)
     saved = [dict(registry) for registry in registries]
+    synthesis.register_synthesis("snow", each(add_snow))
     register_dataset(SNOW)
     register_task(DESNOW)
     register_setting(ONE_SNOW)
