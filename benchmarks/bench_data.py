@@ -35,8 +35,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from data.layouts import DatasetPaths
+from data.mixture import TrainMixture
 from data.sample import write_name_list
-from data.train import TrainMixture
 from utils.tasks import DATASETS, SETTINGS, TASKS
 
 # kind -> [(height, width, share of the images)]; the training sets' real sizes.

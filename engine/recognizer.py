@@ -1,6 +1,6 @@
 """The training run behind train_recognizer.py: the degradation recogniser for blind restoration.
 
-The data are DFPIR's training mixture (``data/train.py``: the same folders, name lists, repeat
+The data are DFPIR's training mixture (``data/mixture.py``: the same folders, name lists, repeat
 factors, crops, flips and noise), drawn task-balanced (``TaskBalancedSampler``); the label of each
 sample is its task's degradation id. One addition for the recogniser alone: each task's
 ``recognizer_augmentation`` (rain: most samples brightened, :func:`brighten`, on the training
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
-from data.train import DEFAULT_PRELOAD_BYTES, TrainMixture
+from data.mixture import DEFAULT_PRELOAD_BYTES, TrainMixture
 from engine.common import UsageError, accelerator, run_cli
 from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
