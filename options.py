@@ -144,9 +144,10 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
     parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",
                         help="restored images, results.json and results.md")
     parser.add_argument("--no_save_images", action="store_true", help="do not write restored PNGs")
+    legacy_sigmas = ", then ".join(map(str, SETTINGS[setting].legacy_sigmas or ()))
     parser.add_argument("--legacy_noise", action="store_true",
                         help="denoising noise drawn as the authors' test script does (numpy seeded with 0 once, "
-                        "images in os.listdir order, sigma " + ("15, then 25, then 50" if setting == "3D" else "25")
+                        f"images in os.listdir order, sigma {legacy_sigmas}"
                         + "), to compare with numbers made by their script; default: per-image seeded noise, "
                         "independent of file order")
     parser.add_argument("--tile", type=int, default=None, metavar="N",

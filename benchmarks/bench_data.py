@@ -35,8 +35,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from data.layouts import DatasetPaths
+from data.mixture import TrainMixture
 from data.sample import write_name_list
-from data.train import TrainMixture
 from utils.tasks import DATASETS, SETTINGS, TASKS
 
 # kind -> [(height, width, share of the images)]; the training sets' real sizes.
@@ -47,14 +47,13 @@ TRAIN_SIZES: dict[str, list[tuple[int, int, float]]] = {
     "deblur": [(720, 1280, 1.0)],  # GoPro
     "lowlight": [(400, 600, 1.0)],  # LOL
 }
-# kind -> (height, width, images): the 3D validation sets (spec section 4).
-TEST_SETS: dict[str, tuple[int, int, int]] = {
-    "denoise": (321, 481, 68),  # CBSD68 (its three sigmas are noise added by the loader)
-    "derain": (321, 481, 100),  # Rain100L
-    "dehaze": (460, 620, 500),  # SOTS outdoor
+# kind -> (height, width): the 3D validation sets' image size (spec section 4); their image counts
+# are the records' test_size.
+TEST_SIZES: dict[str, tuple[int, int]] = {
+    "denoise": (321, 481),  # CBSD68 (its three sigmas are noise added by the loader)
+    "derain": (321, 481),  # Rain100L
+    "dehaze": (460, 620),  # SOTS outdoor
 }
-# kind -> training images of the real datasets (the authors' name lists, data/name_lists/README.md)
-REAL_IMAGES: dict[str, int] = {"denoise": 5144, "derain": 200, "dehaze": 72135, "deblur": 2103, "lowlight": 485}
 HAZE_TAG = "0.8_0.1"  # RESIDE's airlight_beta in the hazy names
 JPEG_QUALITY = 95
 
@@ -105,7 +104,8 @@ def write_dataset(root: Path, images: int, test_sets: bool = False, test_scale: 
         jobs += task_jobs
         write_name_list(root, DATASETS[kind], inputs)
     if test_sets:
-        for kind, (height, width, count) in TEST_SETS.items():
+        for kind, (height, width) in TEST_SIZES.items():
+            count = DATASETS[kind].test_size
             jobs += _split_jobs(root, "test", kind, [(height, width, 10**6 + 1000 * len(jobs) + n)
                                                      for n in range(max(1, round(count * test_scale)))])[0]
     with Pool(processes or os.cpu_count()) as pool:
@@ -117,7 +117,7 @@ def epoch_like_indices(mixture: TrainMixture, samples: int, seed: int = 0) -> li
     rng = np.random.default_rng(seed)
     segments, start = [], 0
     for task, images, repeat in mixture.summary():
-        segments.append((start, images * repeat, REAL_IMAGES[TASKS[task].kind] * repeat))
+        segments.append((start, images * repeat, TASKS[task].dataset.train_size * repeat))
         start += images * repeat
     weights = np.array([real for *_, real in segments], dtype=float)
     picks = rng.choice(len(segments), size=samples, p=weights / weights.sum())

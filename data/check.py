@@ -17,7 +17,6 @@ from pathlib import PurePosixPath
 from data.evalsets import duplicate_names
 from data.layouts import (
     AUTHORS_NAME_LISTS,
-    PAPER_TRAIN_COUNTS,
     DataError,
     DatasetPaths,
     Pair,
@@ -48,7 +47,7 @@ class PaperCount:
     """The training inputs of one dataset kind against what the paper trained on (the authors' list).
 
     found:    training inputs a run with these paths uses (after its name lists, if any).
-    expected: inputs the paper trained on (:data:`data.layouts.PAPER_TRAIN_COUNTS`).
+    expected: inputs the paper trained on (the dataset record's ``train_size``).
     missing:  names of the authors' list without a file in the folder.
     unlisted: images in the folder that the authors' list does not name.
     hints:    the likely cause of ``missing`` and what to do (BSD400 'a' prefix, sub-folders).
@@ -91,8 +90,9 @@ def compare_with_paper(kind: str, paths: DatasetPaths) -> PaperCount | None:
 
 def _compare_with_paper(kind: str, inputs: TrainingInputs) -> PaperCount | None:
     """None for a dataset the paper did not train on (no count, no authors' list: e.g. a registered new task)."""
-    layout = dataset(kind).layout("train")
-    if kind not in PAPER_TRAIN_COUNTS or layout.name_list is None:
+    record = dataset(kind)
+    layout = record.layout("train")
+    if record.train_size is None or layout.name_list is None:
         return None
     authors_list = AUTHORS_NAME_LISTS / layout.name_list
     authors = read_name_list(authors_list, layout)
@@ -101,7 +101,7 @@ def _compare_with_paper(kind: str, inputs: TrainingInputs) -> PaperCount | None:
     missing = tuple(n for n in authors if n not in on_disk_set)
     unlisted = sum(n not in authors_set for n in on_disk)
     hints = missing_names_hints(missing, on_disk, inputs.folder, authors_list)
-    return PaperCount(kind, len(inputs.names), PAPER_TRAIN_COUNTS[kind], missing, unlisted, tuple(hints))
+    return PaperCount(kind, len(inputs.names), record.train_size, missing, unlisted, tuple(hints))
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Training order is a pure function of (seed, global step): the batch of optimizer step s is cut
 from the shuffled order of epoch s // steps_per_epoch, and each sample index carries its epoch
 (``epoch * len(dataset) + i``) so that crops, flips and noise are fresh every epoch yet
-reproducible (see ``data/train.py``). A run resumed from a checkpoint at step k therefore sees
+reproducible (see ``data/mixture.py``). A run resumed from a checkpoint at step k therefore sees
 exactly the batches an uninterrupted run sees, on any number of workers and devices.
 
 Validation and testing shard each test set over the processes without padding, so distributed
@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from data.evalsets import EvalSet
 from data.layouts import DatasetPaths
-from data.train import TrainMixture
+from data.mixture import TrainMixture
 
 
 class StepSampler(Sampler[int]):
@@ -74,7 +74,7 @@ class TaskBalancedSampler(Sampler[int]):
     RESIDE once): a classifier trained on it would learn that prior instead of the degradations.
     Position j of step s takes task ``(s * batch_size + j) % T`` (T tasks) and a uniform sample of
     that task's index range in a random epoch, so crops, flips and noise are fresh at every draw
-    (``k + e * len(dataset)`` is the same image with new randomness, see ``data/train.py``). The
+    (``k + e * len(dataset)`` is the same image with new randomness, see ``data/mixture.py``). The
     order depends only on (seed, step).
     """
 

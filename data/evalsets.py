@@ -1,13 +1,15 @@
 """The test sets of the evaluation protocol (spec section 4), one per task.
 
 Each item is a whole image pair, both centre-cropped to a multiple of 16, evaluated at batch 1.
-Denoising inputs are made from the clean CBSD68 images as in training (clip, uint8 truncation).
+Inputs of a task with an online degradation (denoising: Gaussian noise) are made from the clean
+images as in training (:mod:`data.online`; noise: clip, uint8 truncation).
 
 Where this deliberately differs from the reference: the reference seeds numpy once and draws the
 noise of all images in directory-listing order, so its noise depends on file order. Here each
-image's noise is seeded by its name and sigma (:func:`noise_seed`), so numbers do not depend on
-file order, worker count or which sigma ran first. ``legacy_noise`` reproduces the reference's
-draw instead (:func:`legacy_noisy_images`), to compare with numbers made by the authors' scripts.
+image's noise is seeded by its name and sigma (:func:`noise_seed`; any online degradation: by its
+parameters), so numbers do not depend on file order, worker count or which sigma ran first.
+``legacy_noise`` reproduces the reference's draw instead (:func:`legacy_noisy_images`), to compare
+with numbers made by the authors' scripts.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from data.layouts import DataError, DatasetPaths, Pair, eval_pairs, read_pair
+from data.online import degrade_online
 from data.transforms import CROP_BASE, add_gaussian_noise, crop_to_multiple, to_tensor
-from utils.tasks import TASKS
+from utils.tasks import SETTINGS, TASKS, Online
 
 
 def pair_name(pair: Pair) -> str:
@@ -42,26 +45,36 @@ def duplicate_names(pairs: list[Pair]) -> list[str]:
     ]
 
 
-def noise_seed(name: str, sigma: int) -> int:
-    """Seed of the test noise of image ``name`` at ``sigma``: CRC-32 of ``f"{name}:{sigma}"``, stable everywhere."""
-    return zlib.crc32(f"{name}:{sigma}".encode())
+def noise_seed(name: str, key: object) -> int:
+    """Seed of the online degradation of test image ``name`` with parameters ``key`` (``Online.key``;
+    for noise the sigma): CRC-32 of ``f"{name}:{key}"``, stable everywhere."""
+    return zlib.crc32(f"{name}:{key}".encode())
 
 
-LEGACY_SIGMA_ORDER: dict[str, tuple[int, ...]] = {"3D": (15, 25, 50), "5D": (25,)}
-"""The sigmas the authors' 3D / 5D test scripts draw noise for, in their order, from one stream."""
+def legacy_sigmas(setting: str) -> tuple[int, ...]:
+    """The sigmas the authors' ``setting`` test script draws noise for, in order (its record's ``legacy_sigmas``).
+
+    ValueError for a setting whose record names none (the authors wrote no test script for it).
+    """
+    order = SETTINGS[setting].legacy_sigmas
+    if order is None:
+        raise ValueError(f"--legacy_noise: the authors have no {setting} test script to reproduce "
+                         f"(the setting's record names no legacy_sigmas; settings with one: "
+                         f"{[s.name for s in SETTINGS.values() if s.legacy_sigmas is not None]})")
+    return order
 
 
 def legacy_noisy_images(pairs: list[Pair], sigma: int, setting: str) -> dict[Pair, np.ndarray]:
     """The noisy test images at ``sigma`` exactly as the authors' ``setting`` test script draws them.
 
-    Their draw: numpy's global generator seeded with 0 once; then for each sigma of
-    :data:`LEGACY_SIGMA_ORDER` in turn, each clean image in ``os.listdir`` order, centre-cropped to a
+    Their draw: numpy's global generator seeded with 0 once; then for each sigma of the setting's
+    ``legacy_sigmas`` in turn, each clean image in ``os.listdir`` order, centre-cropped to a
     multiple of 16, gets ``clip(x + randn(H, W, 3) * sigma, 0, 255)`` truncated to uint8. The noise
     of one sigma thus depends on the file order and on the images drawn before it (the sigmas before
     it are drawn and dropped). ``pairs``: the denoising test pairs, directly in one folder.
     Returns {pair: (H, W, 3) uint8}.
     """
-    order = LEGACY_SIGMA_ORDER[setting]
+    order = legacy_sigmas(setting)
     if sigma not in order:
         raise ValueError(f"the authors' {setting} test script draws no noise at sigma {sigma} (only {order})")
     folders = {pair.clean.parent for pair in pairs}
@@ -77,11 +90,12 @@ def legacy_noisy_images(pairs: list[Pair], sigma: int, setting: str) -> dict[Pai
     return noisy
 
 
-def load_test_images(pair: Pair, sigma: int | None) -> tuple[np.ndarray, np.ndarray]:
+def load_test_images(pair: Pair, online: Online | None) -> tuple[np.ndarray, np.ndarray]:
     """(degraded, clean) of a test pair as (H, W, 3) uint8, centre-cropped to a multiple of 16.
 
-    For denoising (``sigma`` set, ``pair.degraded`` None) the degraded image is the cropped clean
-    image plus Gaussian noise seeded by :func:`noise_seed`. DataError if the images differ in
+    For a task with an online degradation (``online`` set, ``pair.degraded`` None; denoising: noise)
+    the degraded image is the cropped clean image degraded by it, drawn from a generator seeded by
+    :func:`noise_seed`. DataError if the images differ in
     size or are smaller than 16 pixels.
     """
     degraded, clean = read_pair(pair)
@@ -90,10 +104,10 @@ def load_test_images(pair: Pair, sigma: int | None) -> tuple[np.ndarray, np.ndar
                         "pixels; remove it from the test set")
     clean = crop_to_multiple(clean, CROP_BASE)
     if degraded is None:
-        if sigma is None:
-            raise ValueError(f"{pair.clean}: a test pair without a degraded image needs a noise sigma")
-        rng = np.random.default_rng(noise_seed(pair_name(pair), sigma))
-        return add_gaussian_noise(np.ascontiguousarray(clean), sigma, rng), clean
+        if online is None:
+            raise ValueError(f"{pair.clean}: a test pair without a degraded image needs an online degradation")
+        rng = np.random.default_rng(noise_seed(pair_name(pair), online.key))
+        return degrade_online(online, clean, rng), clean
     return crop_to_multiple(degraded, CROP_BASE), clean
 
 
@@ -108,9 +122,9 @@ class EvalSet(Dataset):
     - ``task``:     str, the task name
     - ``name``:     str, the degraded file's stem (the clean file's for denoising), unique in the set
 
-    ``legacy_noise`` ('3D' or '5D'): denoising inputs drawn as the authors' test script of that
-    setting draws them (:func:`legacy_noisy_images`, computed here at once), instead of per-image
-    seeded noise.
+    ``legacy_noise`` (a setting with ``legacy_sigmas``: '3D' or '5D'): denoising inputs drawn as the
+    authors' test script of that setting draws them (:func:`legacy_noisy_images`, computed here at
+    once), instead of per-image seeded noise.
 
     DataError at construction for layout problems or duplicate names, and when loading an item
     whose images differ in size or are smaller than 16 pixels.
@@ -136,7 +150,7 @@ class EvalSet(Dataset):
         if pair in self.legacy_noisy:
             degraded, clean = self.legacy_noisy[pair], crop_to_multiple(read_pair(pair)[1], CROP_BASE)
         else:
-            degraded, clean = load_test_images(pair, self.task.sigma)
+            degraded, clean = load_test_images(pair, self.task.online)
         return {
             "degraded": to_tensor(degraded),
             "clean": to_tensor(clean),

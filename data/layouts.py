@@ -38,10 +38,6 @@ from utils.tasks import DATASETS, SPLITS, Dataset, Layout, folder_flags
 AUTHORS_NAME_LISTS = Path(__file__).resolve().parent / "name_lists"
 """The authors' training name lists, shipped with the project: the default ``--data_file_dir``."""
 
-PAPER_TRAIN_COUNTS: dict[str, int] = {"denoise": 5144, "derain": 200, "dehaze": 72135, "deblur": 2103,
-                                      "lowlight": 485}
-"""Training inputs per dataset kind in the authors' lists, i.e. what the paper trained on (spec section 5)."""
-
 MAX_LISTED_PROBLEMS = 50
 """How many problem lines a :class:`DataError` message shows before summarising the rest."""
 

@@ -31,6 +31,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
+from data.synthesis import find_synthesis
 from utils.tasks import DATASETS, SPLITS, Dataset
 
 # scikit-image photographs bundled with the package (none needs a download); gray ones become RGB.
@@ -147,7 +148,8 @@ def write_dataset(out_dir: Path, split: str, dataset: Dataset, scenes: int, size
             continue
         clean_name = layout.partner(PurePosixPath(recipe.name(split).format(i=i, tag="tag")))
         write_image(root / layout.clean / clean_name, clean_uint8)
-        for tag, degraded in recipe.synthesise(clean_uint8 / 255.0, rng, recipe.count(split, recipe.versions)):
+        synthesise = find_synthesis(recipe.synthesis)
+        for tag, degraded in synthesise(clean_uint8 / 255.0, rng, recipe.count(split, recipe.versions)):
             name = PurePosixPath(layout.degraded) / recipe.name(split).format(i=i, tag=tag)
             write_image(root / name, to_uint8(degraded))
             inputs.append(name.as_posix())

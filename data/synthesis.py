@@ -1,10 +1,12 @@
 """Synthetic degradations of the stand-in dataset (``python -m data.sample``), one per dataset record.
 
-Each function of a dataset record's stand-in recipe (``utils.tasks.StandIn.synthesise``) has the
-signature :data:`Synthesis`: ``(clean, rng, count) -> [(tag, degraded), ...]`` with ``clean`` and
-every ``degraded`` (H, W, 3) float64 in [0, 1] and ``count`` versions of the scene; ``tag`` goes
-into the file name where the benchmark's names carry the degradation's parameters (RESIDE's
-``ID_A_B.jpg``), else it is "". Each resembles its benchmark:
+A dataset record's stand-in recipe names its synthesis (``utils.tasks.StandIn.synthesis``), found
+here in :data:`SYNTHESES` (``"rain"``, ``"haze"``, ``"motion_blur"``, ``"low_light"``; a plug-in adds
+its own with :func:`register_synthesis`). Each has the signature :data:`Synthesis`:
+``(clean, rng, count) -> [(tag, degraded), ...]`` with ``clean`` and every ``degraded`` (H, W, 3)
+float64 in [0, 1] and ``count`` versions of the scene; ``tag`` goes into the file name where the
+benchmark's names carry the degradation's parameters (RESIDE's ``ID_A_B.jpg``), else it is "". Each
+resembles its benchmark:
 
 - rain (Rain100L): thin, bright, slanted, motion-blurred streaks of random length and density,
   screen-blended onto the scene.
@@ -153,3 +155,29 @@ def each(degrade: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Sy
 
     synthesise.__doc__ = f"``count`` versions of :func:`{degrade.__name__}`, untagged."
     return synthesise
+
+
+SYNTHESES: dict[str, Synthesis] = {}
+"""Synthesis name (a stand-in recipe's ``synthesis``) -> function."""
+
+
+def register_synthesis(name: str, synthesis: Synthesis) -> Synthesis:
+    """Add a stand-in synthesis under a new name; returns it."""
+    if name in SYNTHESES:
+        raise ValueError(f"stand-in synthesis {name!r} is already registered")
+    SYNTHESES[name] = synthesis
+    return synthesis
+
+
+def find_synthesis(name: str) -> Synthesis:
+    """The synthesis registered as ``name``; ValueError listing the registered ones."""
+    if name not in SYNTHESES:
+        raise ValueError(f"no stand-in synthesis {name!r} is registered (data.synthesis.register_synthesis); "
+                         f"registered: {sorted(SYNTHESES)}")
+    return SYNTHESES[name]
+
+
+register_synthesis("rain", each(add_rain))
+register_synthesis("haze", haze_versions)
+register_synthesis("motion_blur", each(add_motion_blur))
+register_synthesis("low_light", each(darken))

@@ -1,17 +1,18 @@
 """The training run behind train_recognizer.py: the degradation recogniser for blind restoration.
 
-The data are DFPIR's training mixture (``data/train.py``: the same folders, name lists, repeat
+The data are DFPIR's training mixture (``data/mixture.py``: the same folders, name lists, repeat
 factors, crops, flips and noise), drawn task-balanced (``TaskBalancedSampler``); the label of each
-sample is its task's degradation id. One addition for the recogniser alone: most rain samples are
-brightened (:func:`brighten_rain`, on the training device). AdamW with a cosine decay, cross-entropy.
-After training, the accuracy on the setting's test sets is printed with a confusion matrix and stored
-in the checkpoint.
+sample is its task's degradation id. One addition for the recogniser alone: each task's
+``recognizer_augmentation`` (rain: most samples brightened, :func:`brighten`, on the training
+device). AdamW with a cosine decay, cross-entropy. After training, the accuracy on the setting's
+test sets is printed with a confusion matrix and stored in the checkpoint.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,22 +22,22 @@ from tqdm import tqdm
 
 from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
-from data.train import DEFAULT_PRELOAD_BYTES, TrainMixture
+from data.mixture import DEFAULT_PRELOAD_BYTES, TrainMixture
 from engine.common import UsageError, accelerator, run_cli
 from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
 from options import build_recognizer_train_parser, dataset_paths
 from utils.tasks import SETTINGS, TASKS
 
-RAIN_BRIGHTEN_PROBABILITY = 0.7
-RAIN_GAMMA = (0.35, 1.0)
+BRIGHTEN_PROBABILITY = 0.7
+BRIGHTEN_GAMMA = (0.35, 1.0)
 
 
-def brighten_rain(images: torch.Tensor, de_ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Re-expose a random ``RAIN_BRIGHTEN_PROBABILITY`` of the rain samples with a brightening gamma: I ** g,
-    log g uniform in log ``RAIN_GAMMA`` per sample.
+def brighten(images: torch.Tensor, selected: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Re-expose a random ``BRIGHTEN_PROBABILITY`` of the ``selected`` samples with a brightening gamma:
+    I ** g, log g uniform in log ``BRIGHTEN_GAMMA`` per sample (the rain task's augmentation).
 
-    images (B, 3, H, W) in [0, 1] on any device, de_ids (B,) on the CPU -> (B, 3, H, W).
+    images (B, 3, H, W) in [0, 1] on any device, selected (B,) bool on the CPU -> (B, 3, H, W).
 
     Rain streaks are the evidence of rain whatever the scene's brightness, but a training set's few
     rainy scenes may all be dark: a pale rainy photo then looks hazy to the recogniser, and its haze
@@ -46,14 +47,33 @@ def brighten_rain(images: torch.Tensor, de_ids: torch.Tensor, generator: torch.G
     1 for training, seed 2 for testing), 2 of the 20 Rain100L images were taken for haze with 30% of the
     rain veiled, none with the gamma (recognisers of seeds 0, 1 and 2).
     """
-    chosen = (de_ids == TASKS["derain"].de_id) & (torch.rand(len(de_ids), generator=generator)
-                                                  < RAIN_BRIGHTEN_PROBABILITY)
+    chosen = selected & (torch.rand(len(selected), generator=generator) < BRIGHTEN_PROBABILITY)
     if not chosen.any():
         return images
-    log_low, log_high = (math.log(g) for g in RAIN_GAMMA)
+    log_low, log_high = (math.log(g) for g in BRIGHTEN_GAMMA)
     gamma = torch.empty(int(chosen.sum()), 1, 1, 1).uniform_(log_low, log_high, generator=generator).exp()
     chosen, images = chosen.to(images.device), images.clone()
     images[chosen] = images[chosen].clamp_min(0).pow(gamma.to(images))
+    return images
+
+
+AUGMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "brighten": brighten,
+}
+"""Augmentation name (a task record's ``recognizer_augmentation``) -> (images, selected, generator) -> images."""
+
+
+def augment_samples(images: torch.Tensor, de_ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each task's ``recognizer_augmentation`` applied to its samples (tasks in registry order).
+
+    images (B, 3, H, W) in [0, 1] on any device, de_ids (B,) on the CPU -> (B, 3, H, W).
+    """
+    for task in TASKS.values():
+        if task.recognizer_augmentation is not None:
+            if task.recognizer_augmentation not in AUGMENTATIONS:
+                raise ValueError(f"task {task.name!r}: no recogniser augmentation {task.recognizer_augmentation!r} "
+                                 f"(choose from {sorted(AUGMENTATIONS)})")
+            images = AUGMENTATIONS[task.recognizer_augmentation](images, de_ids == task.de_id, generator)
     return images
 
 
@@ -144,7 +164,7 @@ def train_recognizer(argv: list[str] | None = None) -> int:
     progress = tqdm(loader, total=args.max_steps, desc=f"training the {args.setting} recogniser", unit="step")
     running_loss, running_accuracy = None, None
     for batch in progress:
-        images = brighten_rain(batch["degraded"].to(device, non_blocking=True), batch["de_id"], augment_generator)
+        images = augment_samples(batch["degraded"].to(device, non_blocking=True), batch["de_id"], augment_generator)
         labels = label_of[batch["de_id"]].to(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
@@ -163,7 +183,7 @@ def train_recognizer(argv: list[str] | None = None) -> int:
     model.eval()
     training = {
         "steps": args.max_steps, "batch_size": args.batch_size, "patch_size": args.patch_size, "lr": args.lr,
-        "seed": args.seed, "de_type": de_type, "seconds": round(seconds, 1), "rain_brighten": RAIN_BRIGHTEN_PROBABILITY,
+        "seed": args.seed, "de_type": de_type, "seconds": round(seconds, 1), "rain_brighten": BRIGHTEN_PROBABILITY,
     }
     if val_tasks:
         counts = recognise_test_sets(model, val_tasks, paths, args.num_workers, device)

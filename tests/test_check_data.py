@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from PIL import Image
 import data.check
 from data.check import check_data, compare_with_paper
 from data.layouts import AUTHORS_NAME_LISTS, DataError, DatasetPaths
-from utils.tasks import SETTINGS
+from utils.tasks import DATASETS, SETTINGS
 
 PATCH = 16
 FILES = [  # (path under the root, (height, width)); degraded and clean alike
@@ -170,7 +171,7 @@ def test_paper_counts_match_on_the_authors_files(tmp_path, monkeypatch):
     lists.mkdir()
     (lists / "train_lol.txt").write_text("\n".join(names[:3]))
     monkeypatch.setattr(data.check, "AUTHORS_NAME_LISTS", lists)
-    monkeypatch.setitem(data.check.PAPER_TRAIN_COUNTS, "lowlight", 3)
+    monkeypatch.setitem(DATASETS, "lowlight", dataclasses.replace(DATASETS["lowlight"], train_size=3))
     count = compare_with_paper("lowlight", DatasetPaths.from_root(tmp_path, data_file_dir=lists))
     assert count.matches and count.line() == "paper=lowlight found=3 expected=3 ok"
 

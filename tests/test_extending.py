@@ -1,20 +1,27 @@
 """Extending the code without editing it (README, "Extending"): this module registers a new degradation
 task (desnow: its own dataset layout, stand-in synthesis and prompt) and a new network (a toy
 FiLM-conditioned CNN), then generates stand-in data, trains, evaluates and restores through the
-same entry points the scripts call. No file of the package knows about either.
+same entry points the scripts call. It also adds a setting of existing tasks plus desnow (5D + snow:
+one record) and a degradation synthesised online (JPEG at quality q, like the noise of denoising).
+No file of the package knows about any of them.
 """
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 import demo
+from data import online, synthesis
+from data.evalsets import EvalSet
+from data.layouts import DatasetPaths
 from data.sample import make_sample_dataset
 from data.synthesis import each
 from engine.evaluate import main as evaluate_main
@@ -24,7 +31,18 @@ from net.registry import ARCHITECTURES, MODELS, register_architecture, register_
 from options import build_train_parser
 from utils import tasks
 from utils.image_io import read_rgb, write_png
-from utils.tasks import Dataset, Layout, Setting, StandIn, Task, register_dataset, register_setting, register_task
+from utils.tasks import (
+    SETTINGS,
+    Dataset,
+    Layout,
+    Online,
+    Setting,
+    StandIn,
+    Task,
+    register_dataset,
+    register_setting,
+    register_task,
+)
 
 
 # ------------------------------------------------------------------------------------------ the new task
@@ -42,12 +60,12 @@ SNOW = Dataset(
     test=Layout("snowy", "clean"),
     train_folder="Train/Desnow", test_folder="test/desnow",
     train_source="synthetic snow", test_source="synthetic snow",
-    stand_in=StandIn("{i:03d}.png", "{i:03d}.png", each(add_snow), scenes=(4, 2), name_list_folder="snow",
+    stand_in=StandIn("{i:03d}.png", "{i:03d}.png", "snow", scenes=(4, 2), name_list_folder="snow",
                      description="screen-blended snowflakes"),
 )
 DESNOW = Task("desnow", 7, "desnow", "Snow100", aliases=("snow",),
-              prompts={"detailed": "Snow degradation with snowflakes"}, repeats={"1S": 2})
-ONE_SNOW = Setting("1S", test_tasks=("desnow",), val_every=2)
+              prompts={"detailed": "Snow degradation with snowflakes"})
+ONE_SNOW = Setting("1S", test_tasks=("desnow",), val_every=2, train_repeats={"desnow": 2})
 
 
 # ------------------------------------------------------------------------------------------ the new network
@@ -71,8 +89,10 @@ class ToyNet(nn.Module):
 @pytest.fixture
 def registered():
     """Registers the task, its dataset and setting, and the toy network; restores every registry after."""
-    registries = (tasks.DATASETS, tasks.TASKS, tasks.TASK_BY_ID, tasks.SETTINGS, ARCHITECTURES, MODELS)
+    registries = (tasks.DATASETS, tasks.TASKS, tasks.TASK_BY_ID, tasks.SETTINGS, synthesis.SYNTHESES,
+                  ARCHITECTURES, MODELS)
     saved = [dict(registry) for registry in registries]
+    synthesis.register_synthesis("snow", each(add_snow))
     register_dataset(SNOW)
     register_task(DESNOW)
     register_setting(ONE_SNOW)
@@ -135,3 +155,94 @@ def test_registration_refuses_clashes(registered):
         register_task(Task("hail", 9, "dehail", "Hail", prompts={"detailed": "x"}))
     with pytest.raises(ValueError, match="already registered"):
         register_model("toy", "toy", dict)
+
+
+# ------------------------------------------------------------------------------------------ 5D + snow
+def test_a_new_setting_of_existing_tasks_and_desnow_is_one_record(registered, tmp_path, capsys):
+    """The 5D mixture plus desnow: one Setting record, no edit of the 5D tasks' records."""
+    five = SETTINGS["5D"]
+    register_setting(Setting("5D_snow", (*five.test_tasks, "desnow"), val_every=2,
+                             train_repeats={**five.train_repeats, "desnow": 2}))
+    assert tasks.TASKS["desnow"].repeats == {"1S": 2, "5D_snow": 2} and tasks.TASKS["derain"].repeats == {
+        "3D": 120, "5D": 80, "5D_snow": 80}
+    root = tmp_path / "data"
+    make_sample_dataset(root, train_size=32, test_size=32)
+
+    ckpt_dir = tmp_path / "run"
+    argv = ["--data_root", str(root), "--data_file_dir", str(root / "data_file_dir"), "--ckpt_dir", str(ckpt_dir),
+            "--model", "toy", "--patch_size", "32", "--batch_size", "2", "--num_workers", "0", "--device", "cpu",
+            "--prompt_backend", "offline", "--logger", "csv", "--max_steps", "3"]
+    assert train_main("5D_snow", argv) == 0
+    out = capsys.readouterr().out
+    for line in ("task=desnow images=4 repeat=2 samples=8", "task=deblur images=4 repeat=30 samples=120",
+                 "task=lowlight images=4 repeat=60 samples=240", "task=denoise_50 images=8 repeat=3 samples=24"):
+        assert line in out
+    assert read_checkpoint(ckpt_dir / "last.ckpt").prompt_table.prompts[7] == "Snow degradation with snowflakes"
+
+    evaluated = tmp_path / "eval"
+    assert evaluate_main("5D_snow", ["--ckpt", str(ckpt_dir / "last.ckpt"), "--data_root", str(root), "--device",
+                                     "cpu", "--num_workers", "0", "--output_path", str(evaluated),
+                                     "--no_save_images"]) == 0
+    results = json.loads((evaluated / "results.json").read_text())
+    assert list(results) == [*five.test_tasks, "desnow", "average"]
+    assert all(5 < results[t]["psnr"] < 60 for t in results)
+
+
+# ------------------------------------------------------------------------------------------ online JPEG
+def jpeg(clean: np.ndarray, rng: np.random.Generator, *, quality: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> the same image JPEG-compressed at ``quality`` and decoded (``rng`` unused)."""
+    buffer = io.BytesIO()
+    Image.fromarray(clean).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+JPEG_SET = Dataset(
+    "dejpeg",
+    train=Layout(None, "clean", name_list="jpeg_train.txt"),
+    test=Layout(None, "clean"),
+    train_folder="Train/Dejpeg", test_folder="test/dejpeg",
+    train_source="clean photos", test_source="clean photos",
+    stand_in=StandIn("{i:03d}.png", "{i:03d}.png", scenes=(4, 2), name_list_folder="jpeg",
+                     description="none for JPEG (the loader compresses)"),
+)
+DEJPEG = Task("dejpeg", 7, "dejpeg", "JPEG q10", online=Online("jpeg", {"quality": 10}),
+              prompts={"detailed": "JPEG compression artifacts"})
+ONE_JPEG = Setting("1J", test_tasks=("dejpeg",), val_every=2, train_repeats={"dejpeg": 2})
+
+
+@pytest.fixture
+def jpeg_registered():
+    """Registers the online JPEG degradation, its dataset, task and setting; restores every registry after."""
+    registries = (tasks.DATASETS, tasks.TASKS, tasks.TASK_BY_ID, tasks.SETTINGS, online.ONLINE_DEGRADATIONS)
+    saved = [dict(registry) for registry in registries]
+    online.register_online("jpeg", jpeg)
+    register_dataset(JPEG_SET)
+    register_task(DEJPEG)
+    register_setting(ONE_JPEG)
+    yield
+    for registry, content in zip(registries, saved, strict=True):
+        registry.clear()
+        registry.update(content)
+
+
+def test_an_online_degradation_added_from_outside_trains_and_evaluates(jpeg_registered, tmp_path, capsys):
+    root = tmp_path / "data"
+    make_sample_dataset(root, train_size=48, test_size=32)
+    item = EvalSet("dejpeg", DatasetPaths.from_root(root))[0]
+    clean = (item["clean"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert np.array_equal((item["degraded"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
+                          jpeg(clean, np.random.default_rng(), quality=10))  # the test input: clean, compressed
+
+    ckpt_dir = tmp_path / "run"
+    argv = ["--data_root", str(root), "--data_file_dir", str(root / "data_file_dir"), "--ckpt_dir", str(ckpt_dir),
+            "--model", "tiny", "--patch_size", "32", "--batch_size", "2", "--num_workers", "0", "--device", "cpu",
+            "--prompt_backend", "offline", "--logger", "csv", "--max_steps", "3"]
+    assert train_main("1J", argv) == 0
+    assert "task=dejpeg images=4 repeat=2 samples=8" in capsys.readouterr().out
+
+    evaluated = tmp_path / "eval"
+    assert evaluate_main("1J", ["--ckpt", str(ckpt_dir / "last.ckpt"), "--data_root", str(root), "--device", "cpu",
+                                "--num_workers", "0", "--output_path", str(evaluated)]) == 0
+    results = json.loads((evaluated / "results.json").read_text())
+    assert list(results) == ["dejpeg", "average"] and results["dejpeg"]["n"] == 2
+    assert 5 < results["dejpeg"]["psnr"] < 60

@@ -15,8 +15,8 @@ from PIL import Image
 from benchmarks import bench_data, gpu_report
 from data.evalsets import EvalSet
 from data.layouts import DatasetPaths
+from data.mixture import TrainMixture
 from data.sample import make_sample_dataset
-from data.train import TrainMixture
 from engine.train import RunSummary
 from engine.train import main as train_main
 from utils.tasks import DATASETS

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from data.check import check_data
+from data.finders import ImageTree, PrepareError, find_gopro, find_lol, find_rain100l, find_reside
 from data.layouts import DatasetPaths
-from data.prepare import ImageTree, PrepareError, find_gopro, find_lol, find_rain100l, find_reside, main
+from data.prepare import main
 from utils.tasks import SETTINGS
 
 PATCH = 16

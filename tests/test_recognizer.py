@@ -12,7 +12,7 @@ import torch
 from data.transforms import add_gaussian_noise, to_tensor
 from demo import main as demo_main
 from engine.evaluate import main as evaluate_main
-from engine.recognizer import RAIN_BRIGHTEN_PROBABILITY, RAIN_GAMMA, brighten_rain
+from engine.recognizer import BRIGHTEN_GAMMA, BRIGHTEN_PROBABILITY, augment_samples
 from engine.recognizer import main as train_recognizer_main
 from net.dfpir import DFPIR, DFPIRConfig
 from net.prompts import PromptTable
@@ -92,14 +92,14 @@ def test_only_rain_samples_are_brightened_and_black_and_white_stay():
     images = torch.rand(2000, 3, 2, 2).clamp(0.02, 0.98)
     images[:, :, 0, 0], images[:, :, 0, 1] = 0.0, 1.0
     de_ids = torch.tensor([TASKS["derain"].de_id, TASKS["dehaze"].de_id] * 1000)
-    brightened = brighten_rain(images, de_ids, torch.Generator().manual_seed(0))
+    brightened = augment_samples(images, de_ids, torch.Generator().manual_seed(0))
     changed = (brightened != images).flatten(1).any(1)
     assert not changed[1::2].any()  # haze samples untouched
-    assert abs(changed[::2].float().mean() - RAIN_BRIGHTEN_PROBABILITY) < 0.05
-    # I ** g with g in RAIN_GAMMA: brighter, but black stays black and white stays white (no veil)
+    assert abs(changed[::2].float().mean() - BRIGHTEN_PROBABILITY) < 0.05
+    # I ** g with g in BRIGHTEN_GAMMA: brighter, but black stays black and white stays white (no veil)
     assert (brightened[changed] >= images[changed]).all()
     assert (brightened[:, :, 0, 0] == 0).all() and (brightened[:, :, 0, 1] == 1).all()
-    assert (brightened[changed] <= images[changed] ** RAIN_GAMMA[0] + 1e-6).all()
+    assert (brightened[changed] <= images[changed] ** BRIGHTEN_GAMMA[0] + 1e-6).all()
 
 
 def test_any_image_size_gives_probabilities_over_the_setting_ids():

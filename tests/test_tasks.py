@@ -5,12 +5,25 @@ The expected values are written out here from the spec (sections 2-5), not read 
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from data.evalsets import legacy_sigmas
 from net.prompts import prompt_list
-from utils.tasks import SETTINGS, TASKS, degradation_choices, find_task, folder_flags, readme_with_tables
+from utils.tasks import (
+    SETTINGS,
+    TASKS,
+    Setting,
+    degradation_choices,
+    find_task,
+    folder_flags,
+    readme_with_tables,
+    register_setting,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -57,3 +70,32 @@ def test_flags_and_demo_choices():
 def test_the_readme_tables_are_the_records():
     text = README.read_text()
     assert readme_with_tables(text) == text, "README tables are stale: run python -m utils.tasks --update-readme"
+
+
+PROJECT_PACKAGES = ("data", "net", "engine", "benchmarks", "options", "demo", "app")
+
+
+def test_the_records_import_nothing_of_the_project():
+    """utils/ is the lowest floor: no module of it imports data/, net/, engine/ or a script, not even
+    inside a function, and importing the records loads neither them nor scipy."""
+    for module in (README.parent / "utils").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            upward = [n for n in names if n.split(".")[0] in PROJECT_PACKAGES]
+            assert not upward, f"{module.name} imports {upward}"
+    code = ("import sys, utils.tasks; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            f"{set(PROJECT_PACKAGES) | {'scipy'}!r}))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=README.parent, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_a_setting_without_the_authors_noise_order_refuses_legacy_noise():
+    register_setting(Setting("3D_copy", SETTINGS["3D"].test_tasks, 2000, SETTINGS["3D"].train_repeats))
+    try:
+        assert legacy_sigmas("3D") == (15, 25, 50) and legacy_sigmas("5D") == (25,)
+        with pytest.raises(ValueError, match="no 3D_copy test script"):
+            legacy_sigmas("3D_copy")
+    finally:
+        del SETTINGS["3D_copy"]

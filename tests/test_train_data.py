@@ -1,4 +1,4 @@
-"""data.train.TrainMixture: repeat factors, aligned crops, noise after crop + augment, determinism, preload."""
+"""data.mixture.TrainMixture: repeat factors, aligned crops, noise after crop + augment, determinism, preload."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from data.layouts import DataError, DatasetPaths
-from data.train import TrainMixture
+from data.mixture import TrainMixture
 from data.transforms import (
     AUGMENTATIONS,
     add_gaussian_noise,

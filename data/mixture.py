@@ -4,7 +4,8 @@ One epoch visits every training image of every task ``repeat`` times (the settin
 ``train_repeats`` in :mod:`utils.tasks`; each denoise clean image once per sigma task, 3 times
 each). A sample is: both images read as RGB, centre-cropped to a multiple of 16, one random
 ``patch_size`` crop at the same place in both, one of the 7 non-identity flips/rotations, and for
-denoising Gaussian noise added to the clean patch after crop and augmentation.
+a task with an online degradation (denoising: Gaussian noise, :mod:`data.online`) that degradation
+applied to the clean patch after crop and augmentation.
 
 Where this deliberately differs from the reference: all randomness of sample ``k`` comes from
 ``np.random.default_rng([seed, k])`` instead of global random states, so a sample depends only
@@ -23,9 +24,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from data.layouts import DataError, DatasetPaths, Pair, read_pair, train_pairs
+from data.online import degrade_online
 from data.transforms import (
     CROP_BASE,
-    add_gaussian_noise,
     crop_to_multiple,
     paired_random_crop,
     random_augment,
@@ -151,8 +152,8 @@ class TrainMixture(Dataset):
                             "remove it from the training set or lower --patch_size") from err
         degraded, clean = random_augment((degraded, clean), rng)
         task = TASKS[segment.task]
-        if task.sigma is not None:
-            degraded = add_gaussian_noise(np.ascontiguousarray(clean), task.sigma, rng)
+        if task.online is not None:
+            degraded = degrade_online(task.online, clean, rng)
         return {
             "degraded": to_tensor(degraded),
             "clean": to_tensor(clean),
