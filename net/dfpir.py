@@ -28,6 +28,7 @@ from torch import nn
 from net.blocks import Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 from net.dfpir_hub import DFPIRHubMixin
 from net.dgpb import DGPB, TEXT_DIM
+from net.recipe import PAPER_RECIPE
 from net.registry import register_architecture, register_model
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class DFPIRConfig:
         return asdict(self)
 
 
-@register_architecture("dfpir")
+@register_architecture("dfpir", recipe=PAPER_RECIPE)
 class DFPIR(
     nn.Module,
     DFPIRHubMixin,
