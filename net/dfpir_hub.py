@@ -11,22 +11,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
+from torch import nn
 
 from net.checkpoint import load_pretrained
 from net.checkpoint.hub_folder import read_hub_checkpoint, write_hub_files
-
-if TYPE_CHECKING:
-    from net.dfpir import DFPIR
 
 ARCHITECTURE = "DFPIR"  # config.json's "architecture" of DFPIR's Hub folders
 
 
 class DFPIRHubMixin(PyTorchModelHubMixin):
-    """``save_pretrained`` / ``push_to_hub`` / ``from_pretrained`` of DFPIR in the Hub format.
+    """``save_pretrained`` / ``push_to_hub`` / ``from_pretrained`` of DFPIR (``net.dfpir.DFPIR``, which
+    inherits it) in the Hub format.
 
     The network carries ``prompt_table`` and ``prompt_set`` (not in its state dict): a Hub model is
     self-contained, like a ``.ckpt``.
@@ -55,7 +53,7 @@ class DFPIRHubMixin(PyTorchModelHubMixin):
         local_files_only: bool = False,
         token: str | bool | None = None,
         map_location: str | torch.device = "cpu",
-    ) -> DFPIR:
+    ) -> nn.Module:
         """A Hub folder or repo id -> the network (eval mode) with its ``prompt_table`` and ``prompt_set``.
 
         Replaces the mixin's loader, which loads non-strictly, falls back to pickled weights and
@@ -71,9 +69,9 @@ class DFPIRHubMixin(PyTorchModelHubMixin):
         return net.to(map_location).eval()
 
 
-def model_card(net: DFPIR, card_data: ModelCardData, results: str | None = None,
+def model_card(net: nn.Module, card_data: ModelCardData, results: str | None = None,
                source: str | None = None) -> ModelCard:
-    """README.md of a Hub folder.
+    """README.md of the Hub folder of ``net`` (a DFPIR with its ``prompt_table`` set).
 
     results: markdown shown under "Results" (e.g. a test run's results.md); source: where the weights came from.
     """
