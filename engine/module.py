@@ -12,7 +12,7 @@
   [0, 1], scored and gathered across DDP processes by ``engine/scoring.py`` (reusable by any
   other LightningModule).
 - Checkpoints are self-contained: ``checkpoint["dfpir"]`` holds the network's architecture name
-  and configuration, the prompt set and the prompt table (see ``net/checkpoint.py``).
+  and configuration, the prompt set and the prompt table (see ``net/checkpoint/__init__.py``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ registered architecture.
   prompt_table.safetensors  "embeddings": (N, D) float32, row i = text code of degradation id i
   config.json               {"architecture": NAME, "model_config": {...}, "prompt_set": "detailed",
                              "prompt_table": {"prompts": [N strings], "source": ...}}
-  README.md                 the model card (written by the network's Hub side, e.g. ``net/hub.py``)
+  README.md                 the model card (written by the network's Hub side, e.g. ``net/dfpir_hub.py``)
 ```
 
 Like a ``.ckpt`` of this project it is self-contained (evaluating it needs neither CLIP nor a
