@@ -16,7 +16,7 @@ import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
 from torch import nn
 
-from net.checkpoint import load_pretrained
+from net.checkpoint import CheckpointError, load_pretrained
 from net.checkpoint.hub_folder import read_hub_checkpoint, write_hub_files
 
 ARCHITECTURE = "DFPIR"  # config.json's "architecture" of DFPIR's Hub folders
@@ -63,6 +63,9 @@ class DFPIRHubMixin(PyTorchModelHubMixin):
         """
         ckpt = read_hub_checkpoint(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
                                    force_download=force_download, local_files_only=local_files_only, token=token)
+        if ckpt.architecture != cls.architecture:
+            raise CheckpointError(f"{pretrained_model_name_or_path} holds a {ckpt.architecture!r} network, not "
+                                  f"{cls.architecture!r}; read it with net.checkpoint.read_checkpoint")
         net = cls(**ckpt.model_config)
         load_pretrained(net, ckpt)
         net.prompt_table, net.prompt_set = ckpt.prompt_table, ckpt.prompt_set
