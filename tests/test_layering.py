@@ -151,3 +151,10 @@ def test_importing_the_networks_loads_no_lightning():
 def test_importing_the_networks_loads_neither_the_data_synthesis_nor_scipy():
     loaded = _loaded_by_import_net()
     assert "data.synthesis" not in loaded and not {m for m in loaded if m.split(".")[0] == "scipy"}
+
+
+def test_every_package_of_the_layers_is_installed():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    installed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {_module_name(p) for layer in LAYERS for p in (ROOT / layer).rglob("__init__.py")}
+    assert packages <= installed
