@@ -15,12 +15,20 @@ from pathlib import Path
 
 from data.layouts import AUTHORS_NAME_LISTS, DatasetPaths
 from net.prompts import BACKENDS
+from net.recipe import PAPER_RECIPE as PAPER
 from net.registry import DEFAULT_MODEL, model_names
 from utils.tasks import DATASETS, SETTINGS, TASKS, folder_flags
 
 DEFAULT_DATA_ROOT = "datasets"
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
-VAL_RULES = ("epoch_step", "global_step")  # engine/train.py::should_validate
+VAL_RULES = ("epoch_step", "global_step")  # engine/callbacks.py::should_validate
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, unless its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if "default:" in (action.help or "") else super()._get_help_string(action)
 
 
 def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
@@ -71,16 +79,24 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
     spec = SETTINGS[setting]
     parser = argparse.ArgumentParser(
         description=f"Train DFPIR on the {setting} mixture (defaults: the released checkpoints' protocol).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     group = parser.add_argument_group("training")
     group.add_argument("--de_type", nargs="+", default=list(spec.train_repeats), choices=list(spec.train_repeats),
                        help="training tasks")
-    group.add_argument("--batch_size", type=int, default=5)
+    # Default None: the network's recipe decides (net/recipe.py, Recipe.fill_defaults; DFPIR's values shown).
+    group.add_argument("--batch_size", type=int, default=None,
+                       help=f"images per step and process (default: the network's recipe; DFPIR: {PAPER.batch_size})")
     group.add_argument("--patch_size", type=int, default=128)
-    group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
-    group.add_argument("--epochs", type=int, default=80, help="epochs to train (the authors stopped at 80)")
-    group.add_argument("--lr_schedule_epochs", type=int, default=500, help="T_max of the per-epoch cosine schedule")
+    group.add_argument("--lr", type=float, default=None,
+                       help=f"learning rate of the recipe's optimiser (default: the network's recipe; DFPIR: Adam "
+                       f"{PAPER.lr:g})")
+    group.add_argument("--epochs", type=int, default=None,
+                       help=f"epochs to train (default: the network's recipe; DFPIR: {PAPER.epochs}, where the "
+                       "authors stopped)")
+    group.add_argument("--lr_schedule_epochs", type=int, default=None,
+                       help="length of the recipe's schedule in epochs (default: the network's recipe; DFPIR: T_max "
+                       f"{PAPER.lr_schedule_epochs} of the per-epoch cosine)")
     group.add_argument("--max_steps", type=int, default=-1,
                        help="stop after this many optimizer steps in total (counting resumed ones); -1: no limit")
     group.add_argument("--seed", type=int, default=0)

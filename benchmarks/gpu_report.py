@@ -26,7 +26,7 @@ _NUMBER = r"([0-9.]+)"
 
 @dataclass
 class Speed:
-    """The fields of one ``speed:`` line of a training run (``engine/train.py``'s RunSummary)."""
+    """The fields of one ``speed:`` line of a training run (``engine/callbacks.py``'s RunSummary)."""
 
     ms_per_step: float | None
     first_step_s: float | None

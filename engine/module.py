@@ -1,9 +1,10 @@
 """The LightningModule shared by training, validation and testing (spec sections 3 and 4).
 
-- Training: L1 between net(degraded, text code) and the clean patch, for any registered network
-  (``net/registry.py``; DFPIR by default); the text code of each sample is a row of the prompt
-  table, indexed by the sample's degradation id (no CLIP per step).
-  Adam (lr 1e-4, default betas, no weight decay) and CosineAnnealingLR stepped once per epoch.
+- Training: the loss, optimiser and schedule of the network's recipe (``net/recipe.py``, registered
+  with its architecture in ``net/registry.py``; DFPIR's: L1 between net(degraded, text code) and
+  the clean patch, Adam lr 1e-4 with default betas and no weight decay, CosineAnnealingLR stepped
+  once per epoch). The text code of each sample is a row of the prompt table, indexed by the
+  sample's degradation id (no CLIP per step).
   Under ``--compile`` the whole training forward and loss is one compiled graph (CUDA graphs on a
   GPU, see :meth:`RestorationModule.compile_training`). A step never waits for the GPU: the loss is
   logged as a device tensor, which Lightning reads only when it writes the log.
@@ -11,30 +12,32 @@
   [0, 1], scored and gathered across DDP processes by ``engine/scoring.py`` (reusable by any
   other LightningModule).
 - Checkpoints are self-contained: ``checkpoint["dfpir"]`` holds the network's architecture name
-  and configuration, the prompt set and the prompt table (see ``net/checkpoint.py``).
+  and configuration, the prompt set and the prompt table (see ``net/checkpoint/__init__.py``).
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from engine.scoring import EvalOptions, ImageRecord, Results, Scorer
 from net.checkpoint import EXTRA_KEY, UNNAMED_ARCHITECTURE
 from net.prompts import PromptTable
+from net.recipe import Recipe
 from net.recognizer import DegradationRecognizer
-from net.registry import build_network
+from net.registry import build_network, recipe_of
 from utils.tiling import restore_image
 
 
 class RestorationModule(L.LightningModule):
-    """A restoration network with its prompt table, loss, optimiser, schedule and evaluation protocol.
+    """A restoration network with its prompt table, training recipe and evaluation protocol.
 
     model_config: the network's configuration; architecture: its registered name (``net/registry.py``;
-    last so that hyper-parameters saved before the registry still construct DFPIR).
+    last so that hyper-parameters saved before the registry still construct DFPIR), which gives the
+    recipe (``self.recipe``: loss, optimiser, schedule).
     prompt_table: ``PromptTable.to_dict()``.
     eval_tasks: the test sets validation/testing iterate over, in dataloader order.
+    lr, lr_schedule_epochs: hyper-parameters of the recipe's optimiser and schedule; None: the recipe's.
     """
 
     def __init__(
@@ -44,12 +47,16 @@ class RestorationModule(L.LightningModule):
         prompt_set: str = "detailed",
         setting: str = "3D",
         eval_tasks: list[str] | None = None,
-        lr: float = 1e-4,
-        lr_schedule_epochs: int = 500,
+        lr: float | None = None,
+        lr_schedule_epochs: int | None = None,
         architecture: str = UNNAMED_ARCHITECTURE,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["prompt_table"])
+        self.recipe: Recipe = recipe_of(architecture)
+        for name in ("lr", "lr_schedule_epochs"):
+            if self.hparams[name] is None:
+                self.hparams[name] = getattr(self.recipe, name)
         self.net = build_network(architecture, model_config)
         self.prompt_table = PromptTable.from_dict(prompt_table)
         self.register_buffer("prompt_codes", self.prompt_table.embeddings.clone(), persistent=False)
@@ -82,18 +89,19 @@ class RestorationModule(L.LightningModule):
     def compile_training(self) -> None:
         """Compile the whole training forward and loss (``--compile``), from its first step on.
 
-        One ``torch.compile`` graph of DFPIR + L1 for the static training shapes (batch x 3 x patch x
-        patch), differentiated as a whole; on CUDA with ``mode="reduce-overhead"``: the forward and
-        the backward each replay as one CUDA graph, so the host no longer launches thousands of
-        kernels per step. The network itself is not wrapped (its state-dict keys stay those of the
+        One ``torch.compile`` graph of the network + the recipe's loss for the static training shapes
+        (batch x 3 x patch x patch), differentiated as a whole; on CUDA with ``mode="reduce-overhead"``:
+        the forward and the backward each replay as one CUDA graph, so the host no longer launches
+        thousands of kernels per step. The network itself is not wrapped (its state-dict keys stay those of the
         released checkpoints, no ``_orig_mod.``) and evaluation, whose image sizes vary, stays eager.
         Compiled graphs are cached on disk (``net.speed.use_compile_cache``).
         """
         self.compiled_training = True
 
     def _training_loss(self, degraded: torch.Tensor, de_id: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        """L1(DFPIR(degraded, code[de_id]), clean); degraded, clean (B, 3, P, P), de_id (B,) -> scalar."""
-        return F.l1_loss(self(degraded, de_id), clean)
+        """recipe.loss(net(degraded, code[de_id]), clean) (DFPIR: L1); degraded, clean (B, 3, P, P),
+        de_id (B,) -> scalar."""
+        return self.recipe.loss(self(degraded, de_id), clean)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss_fn = self._training_loss
@@ -110,28 +118,34 @@ class RestorationModule(L.LightningModule):
         self.log("loss", loss.detach(), batch_size=batch["degraded"].shape[0])
         return loss
 
-    def adam_implementation(self) -> dict[str, bool | None]:
-        """Adam's ``fused``/``foreach`` options for this module's device: fused on CUDA (a few kernel
-        launches for all parameters), foreach elsewhere. Both compute the same Adam update."""
-        return {"fused": True, "foreach": None} if self.device.type == "cuda" else {"fused": None, "foreach": True}
-
     def configure_optimizers(self):
+        """The recipe's optimiser over the network's trainable parameters, and its schedule."""
         trainable = [p for p in self.net.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=self.hparams.lr, **self.adam_implementation())
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.hparams.lr_schedule_epochs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        optimizer = self.recipe.optimizer(trainable, self.hparams)
+        scheduler = self.recipe.scheduler(optimizer, self.hparams)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.recipe.interval}}
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        """Lightning's ``scheduler.step()``, or the recipe's ``scheduler_step`` (e.g. the schedule
+        evaluated at ``current_epoch``)."""
+        if self.recipe.scheduler_step is None:
+            super().lr_scheduler_step(scheduler, metric)
+        else:
+            self.recipe.scheduler_step(scheduler, self.current_epoch, metric)
 
     def on_train_start(self) -> None:
         # A resumed optimizer takes its options from the checkpoint, which may come from another device
         # or an earlier version; fused Adam also keeps its step counts on the parameters' device.
-        implementation = self.adam_implementation()
+        if self.recipe.device_options is None:
+            return
+        options = self.recipe.device_options(self.device)
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
-                group.update(implementation)
+                group.update(options)
                 for param in group["params"]:
                     state = optimizer.state.get(param, {})
                     if "step" in state:
-                        device = param.device if implementation["fused"] else "cpu"
+                        device = param.device if options.get("fused") else "cpu"
                         state["step"] = state["step"].to(device=device, dtype=torch.float32)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

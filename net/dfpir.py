@@ -14,21 +14,21 @@ Module names are those of the authors' checkpoints (DGPB_1..3 = ``encoder_shuffl
 DGPB_latent = ``latent_shuffle_channel``), so their state dicts load without renaming.
 
 ``DFPIR.save_pretrained`` / ``push_to_hub`` / ``from_pretrained`` read and write the Hugging Face
-Hub format (``net/hub.py``).
+Hub format (``net/dfpir_hub.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
 from net.blocks import Downsample, OverlapPatchEmbed, TransformerBlock, Upsample, set_fast_path
+from net.dfpir_hub import DFPIRHubMixin
 from net.dgpb import DGPB, TEXT_DIM
+from net.recipe import PAPER_RECIPE
 from net.registry import register_architecture, register_model
 
 if TYPE_CHECKING:
@@ -64,10 +64,10 @@ class DFPIRConfig:
         return asdict(self)
 
 
-@register_architecture("dfpir")
+@register_architecture("dfpir", recipe=PAPER_RECIPE)
 class DFPIR(
     nn.Module,
-    PyTorchModelHubMixin,
+    DFPIRHubMixin,
     library_name="dfpir",
     pipeline_tag="image-to-image",
     tags=["image-restoration", "all-in-one-image-restoration", "dfpir"],
@@ -77,7 +77,7 @@ class DFPIR(
     Registered as architecture ``dfpir``, with the configurations ``--model paper`` and ``--model tiny``
     (``net/registry.py``).
 
-    Hugging Face Hub format (``net/hub.py``): ``save_pretrained(dir)`` and ``push_to_hub(repo_id)``
+    Hugging Face Hub format (``net/dfpir_hub.py``): ``save_pretrained(dir)`` and ``push_to_hub(repo_id)``
     (huggingface_hub's ``PyTorchModelHubMixin``) write the weights as safetensors, the config and
     ``prompt_table`` (set it first: a Hub model is self-contained, like a ``.ckpt``);
     ``DFPIR.from_pretrained(dir_or_repo_id)`` returns the network with its ``prompt_table`` and
@@ -131,48 +131,6 @@ class DFPIR(
         self.decoder_level1 = level(c * 2, blocks[0], heads[0])
         self.refinement = level(c * 2, cfg.num_refinement_blocks, heads[0])
         self.output = nn.Conv2d(c * 2, cfg.out_channels, kernel_size=3, padding=1, bias=cfg.bias)
-
-    # ----------------------------------------------------------------------------- Hub format
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """Called by the mixin's save_pretrained / push_to_hub: weights, prompt table and config.json."""
-        from net.hub import write_hub_files
-
-        write_hub_files(self, save_directory)
-
-    def generate_model_card(self, *args, **kwargs) -> ModelCard:
-        """The README.md of a Hub folder; ``model_card_kwargs={"results": markdown, "source": text}``."""
-        from net.hub import model_card
-
-        return model_card(self, self._hub_mixin_info.model_card_data, **kwargs)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | Path,
-        *,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        force_download: bool = False,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        map_location: str | torch.device = "cpu",
-    ) -> DFPIR:
-        """A Hub folder or repo id -> the network (eval mode) with its ``prompt_table`` and ``prompt_set``.
-
-        Replaces the mixin's loader, which loads non-strictly, falls back to pickled weights and
-        retries for about 25 s without internet: this one reads safetensors only, refuses any key or
-        shape mismatch, and fails at once with a CheckpointError when the Hub cannot be reached
-        (a repo already in the local cache loads offline).
-        """
-        from net.checkpoint import load_pretrained
-        from net.hub import read_hub_checkpoint
-
-        ckpt = read_hub_checkpoint(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
-                                   force_download=force_download, local_files_only=local_files_only, token=token)
-        net = cls(**ckpt.model_config)
-        load_pretrained(net, ckpt)
-        net.prompt_table, net.prompt_set = ckpt.prompt_table, ckpt.prompt_set
-        return net.to(map_location).eval()
 
     # ----------------------------------------------------------------------------- structure
     def dgpbs(self) -> dict[str, DGPB]:

@@ -2,7 +2,9 @@
 that decides which network a run builds.
 
 - An **architecture** is a ``nn.Module`` class registered under a name with
-  ``@register_architecture("name")``. Every checkpoint this project writes stores that name beside
+  ``@register_architecture("name", recipe=...)``, with the :class:`net.recipe.Recipe` it is trained
+  with (loss, optimiser, schedule, training defaults; default: the paper's, ``PAPER_RECIPE``).
+  Every checkpoint this project writes stores that name beside
   the configuration (``checkpoint["dfpir"]["architecture"]`` / ``["model_config"]``), so a file
   rebuilds its own network. The class follows this protocol:
 
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from net.recipe import PAPER_RECIPE, Recipe
+
 if TYPE_CHECKING:
     from net.checkpoint import Checkpoint
 
@@ -54,11 +58,13 @@ class ModelEntry:
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
+RECIPES: dict[str, Recipe] = {}  # architecture name -> how it is trained
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: register a network class under ``name`` (stored in its checkpoints)."""
+def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: register a network class under ``name`` (stored in its checkpoints), trained
+    with ``recipe`` (``net/recipe.py``)."""
 
     def register(cls: type[nn.Module]) -> type[nn.Module]:
         if name in ARCHITECTURES and ARCHITECTURES[name] is not cls:
@@ -67,6 +73,7 @@ def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Modu
             raise ValueError(f"{cls.__name__} needs an int class attribute size_multiple (see net/registry.py)")
         cls.architecture = name
         ARCHITECTURES[name] = cls
+        RECIPES[name] = recipe
         return cls
 
     return register
@@ -92,6 +99,12 @@ def _architecture(name: str) -> type[nn.Module]:
         raise NetworkError(f"unknown network architecture {name!r}; this installation has "
                            f"{list(ARCHITECTURES)} (register it with net.registry.register_architecture)")
     return ARCHITECTURES[name]
+
+
+def recipe_of(architecture: str) -> Recipe:
+    """The training recipe registered with an architecture."""
+    _architecture(architecture)
+    return RECIPES[architecture]
 
 
 def build_network(architecture: str, config: dict) -> nn.Module:
@@ -126,6 +139,11 @@ class NetworkSpec:
     def size_multiple(self) -> int:
         """H and W of the network's inputs must be multiples of it (the class attribute)."""
         return _architecture(self.architecture).size_multiple
+
+    @property
+    def recipe(self) -> Recipe:
+        """How the network is trained (``register_architecture(..., recipe=...)``)."""
+        return recipe_of(self.architecture)
 
     @property
     def text_dim(self) -> int:

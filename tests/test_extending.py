@@ -2,8 +2,9 @@
 task (desnow: its own dataset layout, stand-in synthesis and prompt) and a new network (a toy
 FiLM-conditioned CNN), then generates stand-in data, trains, evaluates and restores through the
 same entry points the scripts call. It also adds a setting of existing tasks plus desnow (5D + snow:
-one record) and a degradation synthesised online (JPEG at quality q, like the noise of denoising).
-No file of the package knows about any of them.
+one record), a degradation synthesised online (JPEG at quality q, like the noise of denoising) and a
+network with its own training recipe (MSE loss, SGD, a per-epoch closed-form schedule, its own
+defaults). No file of the package knows about any of them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from data.synthesis import each
 from engine.evaluate import main as evaluate_main
 from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
-from net.registry import ARCHITECTURES, MODELS, register_architecture, register_model
+from net.recipe import Recipe, per_epoch_lambda, step_at_epoch
+from net.registry import ARCHITECTURES, MODELS, RECIPES, register_architecture, register_model
 from options import build_train_parser
 from utils import tasks
 from utils.image_io import read_rgb, write_png
@@ -90,7 +92,7 @@ class ToyNet(nn.Module):
 def registered():
     """Registers the task, its dataset and setting, and the toy network; restores every registry after."""
     registries = (tasks.DATASETS, tasks.TASKS, tasks.TASK_BY_ID, tasks.SETTINGS, synthesis.SYNTHESES,
-                  ARCHITECTURES, MODELS)
+                  ARCHITECTURES, RECIPES, MODELS)
     saved = [dict(registry) for registry in registries]
     synthesis.register_synthesis("snow", each(add_snow))
     register_dataset(SNOW)
@@ -246,3 +248,60 @@ def test_an_online_degradation_added_from_outside_trains_and_evaluates(jpeg_regi
     results = json.loads((evaluated / "results.json").read_text())
     assert list(results) == ["dejpeg", "average"] and results["dejpeg"]["n"] == 2
     assert 5 < results["dejpeg"]["psnr"] < 60
+
+
+# ------------------------------------------------------------------------------------------ a network's own recipe
+LOSSES: list[str] = []  # the loss function each training step called
+
+
+def mse_loss(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    LOSSES.append("mse")
+    return F.mse_loss(restored, clean)
+
+
+class SGDToyNet(ToyNet):
+    """The toy network, trained by its own recipe."""
+
+
+SGD_RECIPE = Recipe(
+    loss=mse_loss,
+    optimizer=lambda params, hparams: torch.optim.SGD(params, lr=hparams["lr"], momentum=0.9),
+    scheduler=per_epoch_lambda(lambda epoch, hparams: 1 / (1 + epoch)),
+    scheduler_step=step_at_epoch,
+    device_options=None,
+    lr=0.05, batch_size=3, epochs=1, lr_schedule_epochs=1,
+    select_best_on_test=False,
+)
+
+
+def test_a_network_registered_with_its_own_recipe_trains_with_its_loss_optimiser_and_defaults(registered, tmp_path):
+    register_architecture("sgd_toy", recipe=SGD_RECIPE)(SGDToyNet)
+    register_model("sgd_toy", "sgd_toy", lambda: {"width": 8, "text_dim": 512})
+    root = tmp_path / "data"
+    make_sample_dataset(root, train_size=48, test_size=32)
+    ckpt_dir = tmp_path / "run"
+    LOSSES.clear()
+    argv = ["--data_root", str(root), "--data_file_dir", str(root / "data_file_dir"), "--ckpt_dir", str(ckpt_dir),
+            "--model", "sgd_toy", "--patch_size", "32", "--num_workers", "0", "--device", "cpu",
+            "--prompt_backend", "offline", "--logger", "csv", "--max_steps", "2"]  # no --lr, --batch_size
+    assert train_main("1S", argv) == 0
+    assert LOSSES == ["mse", "mse"]
+
+    saved = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    (optimizer,) = saved["optimizer_states"]
+    assert optimizer["param_groups"][0]["lr"] == 0.05 and optimizer["param_groups"][0]["momentum"] == 0.9
+    assert all(set(state) == {"momentum_buffer"} for state in optimizer["state"].values())  # SGD's, not Adam's
+    assert saved["lr_schedulers"][0]["lr_lambdas"] == [None]  # a LambdaLR
+    run = read_checkpoint(ckpt_dir / "last.ckpt").run_config
+    assert run["batch_size"] == 3 and run["lr"] == 0.05  # the recipe's defaults
+    assert run["option_sources"] == {"lr": "recipe", "batch_size": "recipe", "epochs": "recipe",
+                                     "lr_schedule_epochs": "recipe"}
+    assert not list(ckpt_dir.glob("best-*.ckpt"))  # the recipe selects no checkpoint on the test sets
+
+    LOSSES.clear()
+    again = tmp_path / "again"
+    argv[argv.index(str(ckpt_dir))] = str(again)
+    assert train_main("1S", [*argv, "--lr", "0.01", "--batch_size", "2"]) == 0
+    run = read_checkpoint(again / "last.ckpt").run_config
+    assert (run["lr"], run["batch_size"]) == (0.01, 2)
+    assert run["option_sources"]["lr"] == "flag" and run["option_sources"]["epochs"] == "recipe"

@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.bench_data import write_stand_in_prompt_file
 from data.sample import make_sample_dataset
-from engine.train import ProgressBar
+from engine.callbacks import ProgressBar
 from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
 from net.registry import create_model

@@ -17,7 +17,7 @@ from data.evalsets import EvalSet
 from data.layouts import DatasetPaths
 from data.mixture import TrainMixture
 from data.sample import make_sample_dataset
-from engine.train import RunSummary
+from engine.callbacks import RunSummary
 from engine.train import main as train_main
 from utils.tasks import DATASETS
 
