@@ -3,7 +3,7 @@
 Flags keep the authors' names where they have one (``--batch_size``, ``--patch_size``, ``--lr``,
 ``--epochs``, ``--de_type``, ``--num_workers``, ``--denoise_dir`` ... ``--lowlight_path``,
 ``--data_file_dir``, ``--output_path``, ``--pretrained_1``). Defaults reproduce the training of the
-released checkpoints (spec section 3). Task names, dataset-folder flags and prompt sets come from
+released checkpoints (docs/protocol.md section 3). Task names, dataset-folder flags and prompt sets come from
 the records of ``utils/tasks.py``, networks from the registry of ``net/registry.py``.
 """
 

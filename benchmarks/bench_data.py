@@ -47,7 +47,7 @@ TRAIN_SIZES: dict[str, list[tuple[int, int, float]]] = {
     "deblur": [(720, 1280, 1.0)],  # GoPro
     "lowlight": [(400, 600, 1.0)],  # LOL
 }
-# kind -> (height, width): the 3D validation sets' image size (spec section 4); their image counts
+# kind -> (height, width): the 3D validation sets' image size (docs/protocol.md section 4); their image counts
 # are the records' test_size.
 TEST_SIZES: dict[str, tuple[int, int]] = {
     "denoise": (321, 481),  # CBSD68 (its three sigmas are noise added by the loader)

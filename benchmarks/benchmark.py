@@ -11,10 +11,10 @@ Paths (rows of the table):
   same call the training and evaluation code makes, so the numbers are what users get.
 - ``fast-fp32``: only when ``--precision`` is not fp32, and only for inference: the same prepared
   model in float32, to measure that the fast path itself keeps the function (bf16 does not,
-  spec section 6).
+  docs/protocol.md section 6).
 
 Cases: inference (``eval``, ``no_grad``) on 1x3x128x128 and 1x3x256x256, and one training step
-(forward, L1 loss, backward, Adam step, as in spec section 3) on 5x3x128x128, 2x3x128x128 with
+(forward, L1 loss, backward, Adam step, as in docs/protocol.md section 3) on 5x3x128x128, 2x3x128x128 with
 ``--quick``. Every path starts from the same random weights and gets the same inputs; the calls
 are interleaved (eager, fast, eager, fast, ...) because this machine's speed drifts, and the
 median is reported.
@@ -184,7 +184,7 @@ def make_step(
         return inference
 
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)  # spec section 3
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)  # docs/protocol.md section 3
 
     def training() -> torch.Tensor:
         new_step(device)

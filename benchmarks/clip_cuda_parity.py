@@ -4,7 +4,7 @@
     python benchmarks/clip_cuda_parity.py [--device cuda] [--out clip_parity.json]
 
 The released checkpoints saw the text features of OpenAI's ``clip`` package, each prompt encoded alone
-(a batch of one), in float16 on CUDA (spec section 2). This project computes them with open_clip
+(a batch of one), in float16 on CUDA (docs/protocol.md section 2). This project computes them with open_clip
 (``net.prompts.encode_with_clip``). On the CPU both give bit-identical features on identical
 float16 weights; on CUDA open_clip runs attention batch-first and OpenAI's code sequence-first, which
 may select other kernels. CLIP's real weights cannot be downloaded everywhere, so both models get the

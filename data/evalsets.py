@@ -1,4 +1,4 @@
-"""The test sets of the evaluation protocol (spec section 4), one per task.
+"""The test sets of the evaluation protocol (docs/protocol.md section 4), one per task.
 
 Each item is a whole image pair, both centre-cropped to a multiple of 16, evaluated at batch 1.
 Inputs of a task with an online degradation (denoising: Gaussian noise) are made from the clean

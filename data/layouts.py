@@ -1,4 +1,4 @@
-"""Where each dataset's images live and how degraded images pair with clean ones (spec section 5).
+"""Where each dataset's images live and how degraded images pair with clean ones (docs/protocol.md section 5).
 
 Each dataset's folders, layouts and name lists are facts of its record in :mod:`utils.tasks`
 (``python -m utils.tasks`` prints them as the README's table). By default a dataset's training

@@ -1,4 +1,4 @@
-"""The 3D / 5D training mixture of DFPIR (spec section 3).
+"""The 3D / 5D training mixture of DFPIR (docs/protocol.md section 3).
 
 One epoch visits every training image of every task ``repeat`` times (the setting's
 ``train_repeats`` in :mod:`utils.tasks`; each denoise clean image once per sigma task, 3 times

@@ -1,4 +1,4 @@
-"""The stand-in dataset: small, deterministic, synthetic, in the exact on-disk layouts of spec section 5.
+"""The stand-in dataset: small, deterministic, synthetic, in the exact on-disk layouts of docs/protocol.md section 5.
 
     python -m data.sample OUT_DIR [--seed 0] [--scale 1] [--train_size 160] [--test_size 96]
 

@@ -1,4 +1,4 @@
-"""The sample transforms of the training and test protocol (spec sections 3 and 4).
+"""The sample transforms of the training and test protocol (docs/protocol.md sections 3 and 4).
 
 All functions take and return numpy images of shape (H, W, C) (or (H, W)), uint8 unless stated;
 randomness always comes from an explicit ``np.random.Generator``.
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 CROP_BASE = 16
-"""Training and test images are centre-cropped to a multiple of this (spec sections 3 and 4)."""
+"""Training and test images are centre-cropped to a multiple of this (docs/protocol.md sections 3 and 4)."""
 
 
 def crop_to_multiple(img: np.ndarray, base: int = CROP_BASE) -> np.ndarray:

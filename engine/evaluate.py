@@ -1,4 +1,4 @@
-"""The evaluation run behind test_3D_DFPIR.py / test_5D_DFPIR.py (spec section 4).
+"""The evaluation run behind test_3D_DFPIR.py / test_5D_DFPIR.py (docs/protocol.md section 4).
 
 Order of work: check every flag and file (``engine/checks.py``) -> validate the test sets
 (``data/check.py``) -> network -> one task after the other, with ``results.json`` and ``results.md``

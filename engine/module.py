@@ -1,4 +1,4 @@
-"""The LightningModule shared by training, validation and testing (spec sections 3 and 4).
+"""The LightningModule shared by training, validation and testing (docs/protocol.md sections 3 and 4).
 
 - Training: the loss, optimiser and schedule of the network's recipe (``net/recipe.py``, registered
   with its architecture in ``net/registry.py``; DFPIR's: L1 between net(degraded, text code) and

@@ -1,4 +1,4 @@
-"""The evaluation protocol's bookkeeping, reusable by any LightningModule (spec section 4).
+"""The evaluation protocol's bookkeeping, reusable by any LightningModule (docs/protocol.md section 4).
 
 A :class:`Scorer` takes restored images as a validation/test loop produces them, computes
 PSNR/SSIM per image (``utils/metrics.py``: on a GPU where the images are, on a CPU with

@@ -1,4 +1,4 @@
-"""The training run behind train_3D_DFPIR.py / train_5D_DFPIR.py (spec section 3).
+"""The training run behind train_3D_DFPIR.py / train_5D_DFPIR.py (docs/protocol.md section 3).
 
 Order of work: parse options -> the network, and the defaults its recipe gives to the training
 options the user did not set (``net/recipe.py``: ``--lr``, ``--batch_size``, ``--epochs``,

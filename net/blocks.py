@@ -1,4 +1,4 @@
-"""Restormer building blocks used by DFPIR (spec section 1).
+"""Restormer building blocks used by DFPIR (docs/protocol.md section 1).
 
 Every module keeps the attribute names of the authors' network, so the state-dict keys of the
 released checkpoints load without any renaming (``norm1.body.weight``, ``attn.qkv_dwconv.weight``,

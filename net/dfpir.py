@@ -1,4 +1,4 @@
-"""DFPIR: a Restormer U-Net steered by CLIP text codes through four DGPBs (spec section 1).
+"""DFPIR: a Restormer U-Net steered by CLIP text codes through four DGPBs (docs/protocol.md section 1).
 
 ```
 e1  = encoder_level1(patch_embed(I))                                        C,  H,   W

@@ -1,4 +1,4 @@
-"""The Degradation-Guided Perturbation Block (DGPB) of DFPIR (spec section 1).
+"""The Degradation-Guided Perturbation Block (DGPB) of DFPIR (docs/protocol.md section 1).
 
 A DGPB perturbs a feature map F (B, C, H, W) under the guidance of a CLIP text code t (B, 512):
 

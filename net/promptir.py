@@ -1,5 +1,5 @@
 """PromptIR (Potlapalli et al., NeurIPS 2023): a blind all-in-one Restormer U-Net whose decoder is
-steered by prompts that each image mixes from learned components (``PROMPTIR_REFERENCE.md``).
+steered by prompts that each image mixes from learned components (docs/protocol.md section 7).
 
 The released configuration (``decoder=True``), C = 48:
 ```

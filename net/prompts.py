@@ -1,4 +1,4 @@
-"""Degradation prompts and the prompt table that steers DFPIR (spec section 2).
+"""Degradation prompts and the prompt table that steers DFPIR (docs/protocol.md section 2).
 
 The prompt of each task in each prompt set ('detailed', 'simple') is part of the task's record
 (``utils/tasks.py``); :func:`prompt_list` orders a set's prompts by degradation id.

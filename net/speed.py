@@ -1,4 +1,4 @@
-"""Making DFPIR fast without changing its function (spec section 6; measured in benchmarks/).
+"""Making DFPIR fast without changing its function (docs/protocol.md section 6; measured in benchmarks/).
 
 - ``prepare_for_speed``: the model-side options, one call used by the training/evaluation code and
   by ``benchmarks/benchmark.py`` alike, so that what the benchmark measures is what users get.
@@ -9,7 +9,7 @@ Training with ``--compile`` compiles the whole training step instead
 (``engine.module.RestorationModule.compile_training``); the per-block compilation below serves inference benchmarks.
 
 Mixed precision is not a model option: wrap the forward in ``torch.autocast``. Unlike everything
-here it changes the function (spec section 6), which is why it is a training choice
+here it changes the function (docs/protocol.md section 6), which is why it is a training choice
 (``--precision``) and not a way to evaluate float32-trained checkpoints.
 """
 
@@ -108,7 +108,7 @@ def tune_glibc_malloc() -> bool:
 
     By default glibc serves every block above 32 MiB (most activations of DFPIR) with a fresh
     ``mmap`` and unmaps it on free, so each new tensor pays a page fault per 4 KiB: 30-40% of the
-    CPU time of a forward (spec section 6). After this call freed blocks up to 2 GiB stay in the
+    CPU time of a forward (docs/protocol.md section 6). After this call freed blocks up to 2 GiB stay in the
     heap and are reused: a CPU forward or training step runs 1.1-1.75x faster with the same
     results (``benchmarks/RESULTS.md``). The cost: the process keeps its peak memory resident
     until it exits.

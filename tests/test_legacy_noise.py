@@ -16,7 +16,7 @@ SIZES = {"102061.png": (37, 45), "3096.png": (33, 20), "0010.png": (16, 50), "69
 
 
 def authors_draw(folder: Path, sigmas: tuple[int, ...]) -> dict[tuple[int, str], np.ndarray]:
-    """An independent re-implementation of the authors' test-script noise, written from the spec:
+    """An independent re-implementation of the authors' test-script noise, written from docs/protocol.md section 4:
     numpy seeded with 0 once, os.listdir order, crop to a multiple of 16, clip(x + randn * sigma), uint8."""
     np.random.seed(0)
     noisy = {}

@@ -1,6 +1,6 @@
 """Tests of the stand-in dataset generator ``python -m data.sample`` (data/sample.py).
 
-The expected layout is written out here from spec section 5 (not read from data.sample), so a
+The expected layout is written out here from docs/protocol.md section 5 (not read from data.sample), so a
 wrong template in the generator fails these tests.
 """
 

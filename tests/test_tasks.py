@@ -1,6 +1,6 @@
 """utils/tasks.py: the task, dataset and setting records, and what is derived from them.
 
-The expected values are written out here from the spec (sections 2-5), not read from the records.
+The expected values are written out here from docs/protocol.md (sections 2-5), not read from the records.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from utils.tasks import (
     register_setting,
 )
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+TABLES_PAGE = ROOT / "docs" / "datasets.md"
 
 
 def test_every_spelling_of_a_task_finds_it():
@@ -68,8 +69,8 @@ def test_flags_and_demo_choices():
 
 
 def test_the_readme_tables_are_the_records():
-    text = README.read_text()
-    assert readme_with_tables(text) == text, "README tables are stale: run python -m utils.tasks --update-readme"
+    text = TABLES_PAGE.read_text()
+    assert readme_with_tables(text) == text, "stale tables: run python -m utils.tasks --update-readme"
 
 
 PROJECT_PACKAGES = ("data", "net", "engine", "benchmarks", "options", "demo", "app")
@@ -78,7 +79,7 @@ PROJECT_PACKAGES = ("data", "net", "engine", "benchmarks", "options", "demo", "a
 def test_the_records_import_nothing_of_the_project():
     """utils/ is the lowest floor: no module of it imports data/, net/, engine/ or a script, not even
     inside a function, and importing the records loads neither them nor scipy."""
-    for module in (README.parent / "utils").glob("*.py"):
+    for module in (ROOT / "utils").glob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
@@ -86,7 +87,7 @@ def test_the_records_import_nothing_of_the_project():
             assert not upward, f"{module.name} imports {upward}"
     code = ("import sys, utils.tasks; print(sorted({m.split('.')[0] for m in sys.modules} & "
             f"{set(PROJECT_PACKAGES) | {'scipy'}!r}))")
-    loaded = subprocess.run([sys.executable, "-c", code], cwd=README.parent, capture_output=True, text=True,
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.strip()
     assert loaded == "[]"
 

@@ -1,4 +1,4 @@
-"""PSNR and SSIM exactly as the DFPIR evaluation protocol defines them (spec section 4).
+"""PSNR and SSIM exactly as the DFPIR evaluation protocol defines them (docs/protocol.md section 4).
 
 Both are scikit-image's implementations with the protocol's options:
 

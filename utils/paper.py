@@ -1,4 +1,4 @@
-"""The records of the paper: its five datasets, seven tasks and two settings (spec sections 2-5).
+"""The records of the paper: its five datasets, seven tasks and two settings (docs/protocol.md sections 2-5).
 
 Importing this module registers them (:mod:`utils.tasks` does, so every user of the records sees
 them). The names of synthesis functions, online degradations, finders and augmentations are those

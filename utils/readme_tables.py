@@ -1,6 +1,7 @@
-"""The README's task and dataset tables, derived from the records: ``python -m utils.tasks [--update-readme]``.
+"""The task and dataset tables of docs/datasets.md, derived from the records:
+``python -m utils.tasks [--update-readme]``.
 
-README.md holds each table between ``<!-- tasks:NAME -->`` and ``<!-- /tasks:NAME -->``; a test keeps
+docs/datasets.md holds each table between ``<!-- tasks:NAME -->`` and ``<!-- /tasks:NAME -->``; a test keeps
 them current.
 """
 
@@ -24,7 +25,7 @@ def _layout_cell(dataset: Dataset, split: str) -> str:
 
 
 def datasets_table() -> str:
-    """The README's table of dataset folders: flag, default folder, layout, pairing rule."""
+    """The table of dataset folders: flag, default folder, layout, pairing rule."""
     rows = ["| flag | default under `--data_root` | layout | pairs by |", "|---|---|---|---|"]
     for split in SPLITS:
         for d in DATASETS.values():
@@ -34,7 +35,7 @@ def datasets_table() -> str:
 
 
 def tasks_table() -> str:
-    """The README's table of tasks: id, spellings, dataset folders, prompts, training repeats, published numbers."""
+    """The table of tasks: id, spellings, dataset folders, prompts, training repeats, published numbers."""
     settings = list(SETTINGS)
     sets = prompt_set_names()
     header = ["task", "id", "other names", "paper column", "dataset", *(f"prompt ({s})" for s in sets),
@@ -50,15 +51,16 @@ def tasks_table() -> str:
 
 
 README_TABLES: dict[str, Callable[[], str]] = {"datasets": datasets_table, "tasks": tasks_table}
-"""Marker name -> generator: README.md holds each table between ``<!-- tasks:NAME -->`` and ``<!-- /tasks:NAME -->``."""
+"""Marker name -> generator: docs/datasets.md holds each table between ``<!-- tasks:NAME -->`` and
+``<!-- /tasks:NAME -->``."""
 
 
 def readme_with_tables(text: str) -> str:
-    """``text`` (README.md) with every marked table regenerated from the records."""
+    """``text`` (docs/datasets.md) with every marked table regenerated from the records."""
     for name, table in README_TABLES.items():
         pattern = re.compile(rf"(<!-- tasks:{name} -->\n)(?:.*?\n)?(<!-- /tasks:{name} -->)", re.S)
         if not pattern.search(text):
-            raise ValueError(f"README has no <!-- tasks:{name} --> ... <!-- /tasks:{name} --> block")
+            raise ValueError(f"the page has no <!-- tasks:{name} --> ... <!-- /tasks:{name} --> block")
         text = pattern.sub(lambda m, table=table: m.group(1) + table() + "\n" + m.group(2), text)
     return text
 
@@ -66,10 +68,10 @@ def readme_with_tables(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m utils.tasks",
-        description="Print the README's task and dataset tables, derived from the records.",
+        description="Print the task and dataset tables of docs/datasets.md, derived from the records.",
     )
-    parser.add_argument("--update-readme", metavar="README", nargs="?", const="README.md", default=None,
-                        help="rewrite the marked tables of this README in place (default README.md)")
+    parser.add_argument("--update-readme", metavar="PAGE", nargs="?", const="docs/datasets.md", default=None,
+                        help="rewrite the marked tables of this page in place (default docs/datasets.md)")
     args = parser.parse_args(argv)
     if args.update_readme:
         path = Path(args.update_readme)

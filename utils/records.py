@@ -30,7 +30,7 @@ from pathlib import PurePosixPath
 SPLITS: tuple[str, ...] = ("train", "test")
 
 # --------------------------------------------------------------------------------------------------
-# Layouts: how degraded images pair with clean ones inside a dataset folder (spec section 5)
+# Layouts: how degraded images pair with clean ones inside a dataset folder (docs/protocol.md section 5)
 
 PartnerRule = Callable[[PurePosixPath], PurePosixPath]
 """Maps a degraded image's path (relative to its folder) to its partner's (relative to the clean folder)."""
@@ -149,7 +149,7 @@ class Dataset:
     stand_in:   how the stand-in generator writes it.
     test_size:  pairs (clean images when there is no degraded one) in the benchmark's test set, if fixed
                 (``python -m data.prepare`` compares what it finds with it).
-    train_size: training inputs in the authors' name list, i.e. what the paper trained on (spec
+    train_size: training inputs in the authors' name list, i.e. what the paper trained on (docs/protocol.md
                 section 5; ``--check_data`` compares, ``benchmarks/bench_data.py`` weights by it).
     downloads:  the official archives filling its folders, in ``python -m data.prepare``'s order.
     """
@@ -202,7 +202,7 @@ class Task:
     de_id:     degradation id: the row of the prompt table this task's samples are steered by.
     kind:      the :class:`Dataset` it trains and tests on.
     test_set:  the benchmark column it is evaluated in, as the paper's tables name it.
-    prompts:   prompt set -> this task's prompt in it (spec section 2).
+    prompts:   prompt set -> this task's prompt in it (docs/protocol.md section 2).
     aliases:   other spellings accepted wherever a task is named (the demo's ``--degradation``).
     online:    the degradation the loaders add to the clean images (denoising: Gaussian noise), or
                None when the dataset holds degraded images.

@@ -1,20 +1,20 @@
 """The degradation tasks of DFPIR: one record per task, one per dataset, one per setting.
 
-This module is the public face of the records (spec sections 2-5): the record types and registries
+This module is the public face of the records (docs/protocol.md sections 2-5): the record types and registries
 (:mod:`utils.records`), the paper's own records, registered on import (:mod:`utils.paper`), and the
-README's tables (:mod:`utils.readme_tables`, ``python -m utils.tasks [--update-readme]``).
+tables of docs/datasets.md (:mod:`utils.readme_tables`, ``python -m utils.tasks [--update-readme]``).
 
 Flags (``options.py``), dataset folders and pairing (``data/layouts.py``), the prompt sets
 (``net/prompts.py``), the demo's ``--degradation`` choices, the stand-in generator
 (``data/sample.py``), the downloads of ``python -m data.prepare``, the data benchmark and the
-README's tables are all derived from the registries, read when they are used (never copied at import).
+tables of docs/datasets.md are all derived from the registries, read when they are used (never copied at import).
 
 Adding a task: write its records (a :class:`Dataset` if it brings a new dataset, naming a stand-in
 synthesis registered with ``data.synthesis.register_synthesis``, and a :class:`Task`, naming an
 online degradation registered with ``data.online.register_online`` if the loaders synthesise it)
 and register them with :func:`register_dataset` / :func:`register_task`; a new training mixture is
 one :class:`Setting` (:func:`register_setting`). Then ``python -m utils.tasks --update-readme``.
-See README, "Extending".
+See docs/extending.md.
 """
 
 from __future__ import annotations

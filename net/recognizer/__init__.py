@@ -1,7 +1,7 @@
 """The degradation recogniser: which degradation (and which noise level) an image has, for blind restoration.
 
 DFPIR needs the degradation's prompt at test time; this small network predicts the degradation id
-(a row of the prompt table, spec section 2) from the degraded image alone, so its prompt code can be
+(a row of the prompt table, docs/protocol.md section 2) from the degraded image alone, so its prompt code can be
 used. It does not change DFPIR.
 
 Design: physically motivated image statistics (:func:`degradation_statistics`) plus a small CNN
