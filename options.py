@@ -34,7 +34,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
     group = parser.add_argument_group(
         "datasets",
-        "Folders default to the standard layout under --data_root (see README, 'Datasets'); "
+        "Folders default to the standard layout under --data_root (see docs/datasets.md); "
         "each flag overrides one folder.",
     )
     group.add_argument("--data_root", default=DEFAULT_DATA_ROOT, help="root of the standard dataset layout")

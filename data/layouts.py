@@ -1,7 +1,7 @@
 """Where each dataset's images live and how degraded images pair with clean ones (docs/protocol.md section 5).
 
 Each dataset's folders, layouts and name lists are facts of its record in :mod:`utils.tasks`
-(``python -m utils.tasks`` prints them as the README's table). By default a dataset's training
+(``python -m utils.tasks`` prints them as the table of docs/datasets.md). By default a dataset's training
 folder is ``<data_root>/<train_folder>`` and its test folder ``<data_root>/<test_folder>``
 (:meth:`DatasetPaths.from_root`); ``--<name>_dir`` / ``--<name>_path`` override one folder.
 
@@ -205,7 +205,7 @@ def _read_name_list(list_path: str, mtime_ns: int, prefix: str) -> tuple[PurePos
 
 def _missing_folder(folder: Path, field: str, kind: str, split: str) -> str:
     return (f"missing folder {folder} ({kind} {split} data: set --data_root or --{field}; the expected "
-            "layout is in README.md, section Datasets)")
+            "layout is in docs/datasets.md)")
 
 
 def _no_images(folder: Path) -> str:

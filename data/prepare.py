@@ -1,4 +1,4 @@
-"""From the official downloads to the dataset layout in one command (README, section Datasets).
+"""From the official downloads to the dataset layout in one command (docs/datasets.md).
 
     python -m data.prepare --out DATA_ROOT [--wed DIR] [--bsd400 DIR] [--rain100l_train DIR]
         [--rain100l_test DIR] [--reside_ots DIR] [--sots_outdoor DIR] [--gopro DIR] [--lol DIR]
@@ -76,7 +76,7 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
                 ok = False
                 lines.append(f"{split} {kind}: FAILED, {len(error.problems)} problem(s), e.g.:")
                 lines += [f"    {problem}" for problem in error.problems[:SHOWN]]
-                lines.append(f"    hint: the files come from {_flags_feeding(split, kind)} (README, section Datasets); "
+                lines.append(f"    hint: the files come from {_flags_feeding(split, kind)} (docs/datasets.md); "
                              "re-run with the missing download, or fix the files named above")
                 continue
             # task= and test= lines as --check_data prints them; paper= lines: the training images against the

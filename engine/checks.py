@@ -1,4 +1,4 @@
-"""What is checked before a run starts its heavy work (README: "What is checked before a run").
+"""What is checked before a run starts its heavy work (docs/reliability.md).
 
 Every script first validates its flags and the files it was given, in one pass that collects every
 problem, and stops with exit status 2 and one line per problem (each naming the flag or file and

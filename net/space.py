@@ -11,7 +11,7 @@
   app.py quickstart.py options.py data/ engine/ net/ utils/   the project's code that app.py runs
 ```
 
-Push it with ``hf upload --repo-type space USER/NAME <space_dir>`` (README, "Web demo"), or let
+Push it with ``hf upload --repo-type space USER/NAME <space_dir>`` (docs/demo.md, "Web demo"), or let
 ``python -m net.hub --space DIR`` write it beside the model folder.
 """
 

@@ -1,4 +1,4 @@
-"""Extending the code without editing it (README, "Extending"): this module registers a new degradation
+"""Extending the code without editing it (docs/extending.md): this module registers a new degradation
 task (desnow: its own dataset layout, stand-in synthesis and prompt) and a new network (a toy
 FiLM-conditioned CNN), then generates stand-in data, trains, evaluates and restores through the
 same entry points the scripts call. It also adds a setting of existing tasks plus desnow (5D + snow:

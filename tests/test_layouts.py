@@ -205,7 +205,7 @@ def test_missing_clean_folder_is_one_problem(root):
     (root / "Train/LowLight/high").rmdir()
     _, problems = scan_pairs("lowlight", "train", DatasetPaths.from_root(root))
     assert problems == [f"missing folder {root / 'Train/LowLight/high'} (lowlight train data: set --data_root or "
-                        "--lowlight_dir; the expected layout is in README.md, section Datasets)"]
+                        "--lowlight_dir; the expected layout is in docs/datasets.md)"]
 
 
 def test_empty_folder_is_named(tmp_path):

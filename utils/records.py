@@ -70,8 +70,8 @@ class Layout:
     name_list: the authors' name-list file restricting this dataset (training only), or None.
     listed_with_folder: the authors' name list writes ``degraded/NAME`` rather than ``NAME``
                (both are read; the stand-in generator writes the authors' form).
-    example:   a degraded (else clean) file name as the benchmark names it, for the README.
-    pairs_by:  what the partner rule matches, in words, for the README.
+    example:   a degraded (else clean) file name as the benchmark names it, for docs/datasets.md.
+    pairs_by:  what the partner rule matches, in words, for docs/datasets.md.
     """
 
     degraded: str | None
@@ -128,7 +128,7 @@ class Download:
 
     flag:    the ``--flag`` of ``python -m data.prepare`` taking the unpacked folder; also the name
              of its finder in ``data.finders.FINDERS`` (ImageTree -> Found).
-    archive: the official source and its structure (``--help`` and the README).
+    archive: the official source and its structure (``--help`` and docs/datasets.md).
     splits:  the splits of the dataset it fills.
     """
 
@@ -145,7 +145,7 @@ class Dataset:
                 ``--<name>_path`` (testing).
     train, test: the layouts inside the training and the test folder.
     train_folder, test_folder: default folders under ``--data_root``.
-    train_source, test_source: the benchmark that fills each split (README).
+    train_source, test_source: the benchmark that fills each split (docs/datasets.md).
     stand_in:   how the stand-in generator writes it.
     test_size:  pairs (clean images when there is no degraded one) in the benchmark's test set, if fixed
                 (``python -m data.prepare`` compares what it finds with it).
