@@ -64,7 +64,7 @@ def example_inputs(data_root: Path, out_dir: Path, degradations: list[str]) -> l
         task = TASKS[degradation_choices()[name]]
         pair = eval_pairs(task.kind, DatasetPaths.from_root(data_root))[0]
         path = out_dir / f"{name}.png"
-        write_png(path, load_test_images(pair, task.sigma)[0])
+        write_png(path, load_test_images(pair, task.online)[0])
         examples.append(path)
     return examples
 
