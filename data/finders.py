@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from data.layouts import DatasetPaths, list_images, task_folder
+from utils.registry import Registry
 from utils.tasks import DATASETS
 
 SHOWN = 5
@@ -395,25 +396,10 @@ def find_lol(tree: ImageTree) -> Found:
 Finder = Callable[[ImageTree], Found]
 """The images of one download: ImageTree -> Found (PrepareError when the folder holds nothing usable)."""
 
-FINDERS: dict[str, Finder] = {}
+FINDERS: Registry[Finder] = Registry("download finder", "data.finders.register_finder")
 """Download flag (``utils.tasks.Download.flag``) -> its finder."""
-
-
-def register_finder(flag: str, finder: Finder) -> Finder:
-    """Add the finder of a download under its (new) flag; returns it."""
-    if flag in FINDERS:
-        raise ValueError(f"a finder for --{flag} is already registered")
-    FINDERS[flag] = finder
-    return finder
-
-
-def find_download(flag: str) -> Finder:
-    """The finder registered for ``flag``; ValueError naming the registered ones."""
-    if flag not in FINDERS:
-        raise ValueError(f"no finder is registered for the download --{flag} (data.finders.register_finder); "
-                         f"registered: {sorted(FINDERS)}")
-    return FINDERS[flag]
-
+register_finder = FINDERS.register
+find_download = FINDERS.find
 
 register_finder("wed", find_wed)
 register_finder("bsd400", find_bsd400)

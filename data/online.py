@@ -13,29 +13,20 @@ from collections.abc import Callable
 import numpy as np
 
 from data.transforms import add_gaussian_noise
+from utils.registry import Registry
 from utils.tasks import Online
 
 OnlineDegradation = Callable[..., np.ndarray]
 """(clean (H, W, 3) uint8, rng: np.random.Generator, **params) -> degraded (H, W, 3) uint8."""
 
-ONLINE_DEGRADATIONS: dict[str, OnlineDegradation] = {}
+ONLINE_DEGRADATIONS: Registry[OnlineDegradation] = Registry("online degradation", "data.online.register_online")
 """Online degradation name (``Online.name``) -> function."""
-
-
-def register_online(name: str, degradation: OnlineDegradation) -> OnlineDegradation:
-    """Add an online degradation under a new name; returns it."""
-    if name in ONLINE_DEGRADATIONS:
-        raise ValueError(f"online degradation {name!r} is already registered")
-    ONLINE_DEGRADATIONS[name] = degradation
-    return degradation
+register_online = ONLINE_DEGRADATIONS.register
 
 
 def degrade_online(online: Online, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``clean`` (H, W, 3) uint8 degraded by the record's online degradation, drawing from ``rng``."""
-    if online.name not in ONLINE_DEGRADATIONS:
-        raise ValueError(f"no online degradation {online.name!r} is registered (data.online.register_online); "
-                         f"registered: {sorted(ONLINE_DEGRADATIONS)}")
-    return ONLINE_DEGRADATIONS[online.name](np.ascontiguousarray(clean), rng, **online.params)
+    return ONLINE_DEGRADATIONS.find(online.name)(np.ascontiguousarray(clean), rng, **online.params)
 
 
 def gaussian_noise(clean: np.ndarray, rng: np.random.Generator, *, sigma: float) -> np.ndarray:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
+from utils.registry import Registry
+
 Synthesis = Callable[[np.ndarray, np.random.Generator, int], list[tuple[str, np.ndarray]]]
 """(clean (H, W, 3) float64 in [0, 1], rng, count) -> ``count`` [(file-name tag, degraded)]."""
 
@@ -157,25 +159,10 @@ def each(degrade: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Sy
     return synthesise
 
 
-SYNTHESES: dict[str, Synthesis] = {}
+SYNTHESES: Registry[Synthesis] = Registry("stand-in synthesis", "data.synthesis.register_synthesis")
 """Synthesis name (a stand-in recipe's ``synthesis``) -> function."""
-
-
-def register_synthesis(name: str, synthesis: Synthesis) -> Synthesis:
-    """Add a stand-in synthesis under a new name; returns it."""
-    if name in SYNTHESES:
-        raise ValueError(f"stand-in synthesis {name!r} is already registered")
-    SYNTHESES[name] = synthesis
-    return synthesis
-
-
-def find_synthesis(name: str) -> Synthesis:
-    """The synthesis registered as ``name``; ValueError listing the registered ones."""
-    if name not in SYNTHESES:
-        raise ValueError(f"no stand-in synthesis {name!r} is registered (data.synthesis.register_synthesis); "
-                         f"registered: {sorted(SYNTHESES)}")
-    return SYNTHESES[name]
-
+register_synthesis = SYNTHESES.register
+find_synthesis = SYNTHESES.find
 
 register_synthesis("rain", each(add_rain))
 register_synthesis("haze", haze_versions)

@@ -1,4 +1,5 @@
-"""Restormer building blocks used by DFPIR (docs/protocol.md section 1).
+"""Restormer building blocks shared by DFPIR and PromptIR (docs/protocol.md sections 1 and 7.1), and
+the configuration of the Restormer U-Net they are both built on (:class:`RestormerConfig`).
 
 Every module keeps the attribute names of the authors' network, so the state-dict keys of the
 released checkpoints load without any renaming (``norm1.body.weight``, ``attn.qkv_dwconv.weight``,
@@ -21,6 +22,8 @@ mask of CAAPM (``net/dgpb.py``) each have two implementations of the same functi
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -28,6 +31,24 @@ from torch import nn
 
 LAYERNORM_EPS = 1e-5
 NORMALIZE_EPS = 1e-12  # F.normalize's floor on the norm
+
+
+@dataclass
+class RestormerConfig:
+    """The Restormer U-Net that DFPIR and PromptIR share; the defaults are both papers' networks."""
+
+    inp_channels: int = 3  # channels of the degraded input image
+    out_channels: int = 3  # channels of the restored image
+    dim: int = 48  # C: channels at level 1 (levels 2..4 have 2C, 4C, 8C)
+    num_blocks: list[int] = field(default_factory=lambda: [4, 6, 6, 8])  # transformer blocks per level
+    num_refinement_blocks: int = 4  # blocks at full resolution after decoder_level1
+    heads: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # attention heads per level
+    ffn_expansion_factor: float = 2.66  # GDFN hidden width = int(channels * factor)
+    bias: bool = False  # bias in the Restormer convolutions
+    layernorm_type: str = "WithBias"  # "WithBias" or "BiasFree"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def set_fast_path(network: nn.Module, enabled: bool = True) -> nn.Module:

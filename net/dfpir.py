@@ -19,13 +19,13 @@ Hub format (``net/dfpir_hub.py``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from net.blocks import Downsample, OverlapPatchEmbed, TransformerBlock, Upsample, set_fast_path
+from net.blocks import Downsample, OverlapPatchEmbed, RestormerConfig, TransformerBlock, Upsample, set_fast_path
 from net.dfpir_hub import DFPIRHubMixin
 from net.dgpb import DGPB, TEXT_DIM
 from net.recipe import PAPER_RECIPE
@@ -36,18 +36,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class DFPIRConfig:
+class DFPIRConfig(RestormerConfig):
     """Architecture of DFPIR. The defaults are the paper's (31,104,761 parameters)."""
 
-    inp_channels: int = 3  # channels of the degraded input image
-    out_channels: int = 3  # channels of the restored image
-    dim: int = 48  # C: channels at level 1 (levels 2..4 have 2C, 4C, 8C)
-    num_blocks: list[int] = field(default_factory=lambda: [4, 6, 6, 8])  # transformer blocks per level
-    num_refinement_blocks: int = 4  # blocks at full resolution after decoder_level1
-    heads: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # attention heads per level
-    ffn_expansion_factor: float = 2.66  # GDFN hidden width = int(channels * factor)
-    bias: bool = False  # bias in the Restormer convolutions
-    layernorm_type: str = "WithBias"  # "WithBias" or "BiasFree"
     text_dim: int = TEXT_DIM  # width of the CLIP text code
 
     @classmethod
@@ -59,9 +50,6 @@ class DFPIRConfig:
     def tiny(cls) -> DFPIRConfig:
         """A small network with the same structure (every block type, all four DGPBs) for fast tests."""
         return cls(dim=16, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @register_architecture("dfpir", recipe=PAPER_RECIPE)

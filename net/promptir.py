@@ -29,29 +29,20 @@ checkpoint and receive no gradient.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from net.blocks import Downsample, OverlapPatchEmbed, TransformerBlock, Upsample, set_fast_path
+from net.blocks import Downsample, OverlapPatchEmbed, RestormerConfig, TransformerBlock, Upsample, set_fast_path
 from net.registry import register_architecture, register_model
 
 
 @dataclass
-class PromptIRConfig:
+class PromptIRConfig(RestormerConfig):
     """Architecture of PromptIR. The defaults are the released configuration (35,592,263 parameters)."""
 
-    inp_channels: int = 3  # channels of the degraded input image
-    out_channels: int = 3  # channels of the restored image
-    dim: int = 48  # C: channels at level 1 (levels 2..4 have 2C, 4C, 8C)
-    num_blocks: list[int] = field(default_factory=lambda: [4, 6, 6, 8])  # transformer blocks per level
-    num_refinement_blocks: int = 4  # blocks at full resolution after decoder_level1
-    heads: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # attention heads per level
-    ffn_expansion_factor: float = 2.66  # GDFN hidden width = int(channels * factor)
-    bias: bool = False  # bias in the Restormer convolutions
-    layernorm_type: str = "WithBias"  # "WithBias" or "BiasFree"
     prompt_len: int = 5  # L: prompt components per PGB
     prompt_dims: list[int] = field(default_factory=lambda: [64, 128, 320])  # D of prompt1..3
     prompt_sizes: list[int] = field(default_factory=lambda: [64, 32, 16])  # S: prompt1..3 components are S x S
@@ -70,9 +61,6 @@ class PromptIRConfig:
         """A small network with the same structure (every block type, all three PGBs) for fast tests."""
         return cls(dim=16, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, prompt_dims=[8, 16, 32],
                    prompt_sizes=[16, 8, 4], unused_reduced_dims=[8, 16, 24])
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class PromptGenerationBlock(nn.Module):
