@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engine.checks import Preflight, UsageError, flag_problems, same_file, writable_dir
+from engine.checks import DemoFlags, Preflight, UsageError, flag_problems, same_file, writable_dir
 from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
 from engine.inference import Restorer, add_network_flags, inference_device
 from net.checkpoint import Checkpoint, read_checkpoint
@@ -95,7 +95,7 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
                    if auto else "--recognizer is used with --degradation auto")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
-    checks.add(flag_problems(args, network))
+    checks.add(flag_problems(DemoFlags.of(args), network))
     recognizer = None
     if auto and args.recognizer is not None and checkpoint is not None:
         recognizer = checks.run(recognizer_for, args.recognizer, None, checkpoint)

@@ -28,7 +28,15 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from data.check import check_data
 from data.datamodule import DFPIRDataModule
 from engine.callbacks import LAST, LastCheckpoint, ProgressBar, RecordRunConfig, RunSummary, ValidationSchedule
-from engine.checks import Preflight, UsageError, flag_problems, read_resume_checkpoint, same_file, writable_dir
+from engine.checks import (
+    Preflight,
+    TrainFlags,
+    UsageError,
+    flag_problems,
+    read_resume_checkpoint,
+    same_file,
+    writable_dir,
+)
 from engine.common import accelerator, apply_speed_options, prompt_table_for, run_cli
 from engine.curves import CURVES_NAME, LOGS_DIR, write_curves
 from engine.module import RestorationModule
@@ -115,7 +123,7 @@ def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Chec
     init = checks.run(read_checkpoint, args.init_from) if args.init_from else None
     network = checks.run(resolve_network, args.model, source or init)
     option_sources = network.recipe.fill_defaults(args) if network is not None else {}
-    checks.add(flag_problems(args, network))
+    checks.add(flag_problems(TrainFlags.of(args), network))
     if source is not None:
         checks.add(resume_config_problems(args, setting, source))
     if args.prompt_embeddings and not any(c is not None and c.prompt_table is not None for c in (source, init)):
