@@ -22,9 +22,9 @@ from pathlib import Path
 from data.evalsets import load_test_images
 from data.layouts import DatasetPaths, eval_pairs
 from data.sample import make_sample_dataset
-from engine.checks import USER_ERRORS, UsageError
 from engine.common import TILE_HINT, is_out_of_memory, quiet_expected_notices
 from engine.inference import AUTO, DEFAULT_OVERLAP, Restorer, add_network_flags, open_restorer
+from engine.preflight import USER_ERRORS, UsageError
 from quickstart import build_parser as quickstart_parser
 from utils.cli_options import RECOGNIZER, add_checkpoint_option, new_parser
 from utils.image_io import ImageReadError, image_size, read_rgb, write_png

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engine.checks import DemoFlags, Preflight, UsageError, flag_problems, same_file, writable_dir
 from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
 from engine.inference import Restorer, add_network_flags, inference_device
+from engine.preflight import DemoFlags, Preflight, UsageError, flag_problems, same_file, writable_dir
 from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
@@ -86,7 +86,7 @@ def output_problems(images: list[Path], out_dir: Path, compare: bool = False) ->
 
 
 def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRecognizer | None]:
-    """Every flag and file of the demo, all problems at once (engine/checks.py) -> (images, checkpoint,
+    """Every flag and file of the demo, all problems at once (engine/preflight.py) -> (images, checkpoint,
     the network to build, the recogniser of --degradation auto or None)."""
     checks = Preflight()
     auto = args.degradation == "auto"

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from data.transforms import to_tensor
-from engine.checks import UsageError
 from engine.common import prompt_table_for, recognizer_for
+from engine.preflight import UsageError
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import BACKENDS, PromptTable
 from net.recognizer import DegradationRecognizer
