@@ -32,10 +32,12 @@ Parser = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default, unless its help already says it."""
+    """Shows each flag's default, unless its help already says it, the flag is required or it has none (None)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        return action.help if "default:" in (action.help or "") else super()._get_help_string(action)
+        if "default:" in (action.help or "") or action.required or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def new_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
@@ -151,8 +153,8 @@ def add_prompt_options(parser: argparse.ArgumentParser, prompt_sets: Sequence[st
 # Network and checkpoints
 
 MODEL = option("--model", default=None,
-               help="network (net/registry.py); default: the checkpoint's own (--ckpt, --resume, --init_from) when "
-               "it records one, else {default_model} (the authors' files record none)")
+               help="network (net/registry.py); default: the one the checkpoint records (a resumed run keeps its "
+               "network), else {default_model} (the authors' files record none)")
 CKPT = option("--ckpt", "--pretrained_1", dest="ckpt", required=True, metavar="PATH",
               help="checkpoint: authors' .pth.tar, this project's .ckpt, a bare state dict, or a Hugging Face Hub "
               "folder or repo id (python -m net.hub)")
