@@ -114,3 +114,16 @@ def test_the_name_lists_default_is_the_shipped_lists_in_every_command():
 
     for command in ("train", "recognizer", "data.prepare"):
         assert _default(PARSERS[command](), "data_file_dir") == str(AUTHORS_NAME_LISTS), command
+
+
+def test_each_commands_checked_flags_are_read_from_its_own_parser():
+    """engine/preflight.py's views read every flag they name; a parser without one is a bug, not a skipped check."""
+    from engine.preflight import DemoFlags, TestFlags, TrainFlags, flag_problems
+
+    train = TrainFlags.of(options.build_train_parser("3D").parse_args(["--batch_size", "0"]))
+    assert flag_problems(train) == ["--batch_size 0: must be at least 1 (images per optimizer step and process)"]
+    assert flag_problems(TestFlags.of(options.build_test_parser("3D").parse_args(["--ckpt", "x"]))) == []
+    demo = PARSERS["demo"]().parse_args(["--ckpt", "x", "--degradation", "rain", "--input", "x", "--tile", "12"])
+    assert flag_problems(DemoFlags.of(demo)) == ["--tile_overlap 32: must be at least 0 and smaller than --tile 12"]
+    with pytest.raises(AttributeError):
+        TrainFlags.of(options.build_test_parser("3D").parse_args(["--ckpt", "x"]))  # no --batch_size there
