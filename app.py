@@ -22,10 +22,11 @@ from pathlib import Path
 from data.evalsets import load_test_images
 from data.layouts import DatasetPaths, eval_pairs
 from data.sample import make_sample_dataset
-from engine.checks import USER_ERRORS, UsageError
 from engine.common import TILE_HINT, is_out_of_memory, quiet_expected_notices
 from engine.inference import AUTO, DEFAULT_OVERLAP, Restorer, add_network_flags, open_restorer
+from engine.preflight import USER_ERRORS, UsageError
 from quickstart import build_parser as quickstart_parser
+from utils.cli_options import RECOGNIZER, add_checkpoint_option, new_parser
 from utils.image_io import ImageReadError, image_size, read_rgb, write_png
 from utils.tasks import TASKS, degradation_choices
 
@@ -44,12 +45,9 @@ UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".webp"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--ckpt", default=None, help="checkpoint (any format, or a Hub folder or repo id); "
-                        f"default: the quick start's {DEFAULT_CKPT}")
-    parser.add_argument("--recognizer", default=None, metavar="FILE",
-                        help="degradation recogniser for 'auto' (train_recognizer.py --output)")
+    parser = new_parser(__doc__.split("\n\n")[0])
+    add_checkpoint_option(parser, fallback=f"the quick start's {DEFAULT_CKPT}")
+    RECOGNIZER.add(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=7860)
     add_network_flags(parser)

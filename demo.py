@@ -20,35 +20,31 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engine.checks import Preflight, UsageError, flag_problems, same_file, writable_dir
 from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
-from engine.inference import DEFAULT_OVERLAP, Restorer, add_network_flags, inference_device
+from engine.inference import Restorer, add_network_flags, inference_device
+from engine.preflight import DemoFlags, Preflight, UsageError, flag_problems, same_file, writable_dir
 from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
 from net.registry import NetworkSpec, resolve_network
+from utils.cli_options import RECOGNIZER, add_checkpoint_option, add_tiling_options, new_parser
 from utils.figures import FigureRow, Panel, comparison_figure
 from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
 from utils.tasks import degradation_choices
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True,
-                        help="checkpoint (any format, or a Hub folder or repo id)")
+    parser = new_parser(__doc__.split("\n\n")[0])
+    add_checkpoint_option(parser)
     parser.add_argument("--degradation", required=True, choices=[*degradation_choices(), "auto"],
                         help="what to remove (the tasks' short names, utils/tasks.py); auto: what --recognizer "
                         "predicts for each image")
-    parser.add_argument("--recognizer", default=None, metavar="FILE",
-                        help="degradation recogniser for --degradation auto (train_recognizer.py --output)")
+    RECOGNIZER.add(parser)
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output_dir", default="restored", help="where restored PNGs are written")
     parser.add_argument("--compare", action="store_true",
                         help="also write <name>_compare.png: the input and its restoration side by side")
-    parser.add_argument("--tile", type=int, default=None,
-                        help="tile size (a multiple of the network's size multiple, 8 for DFPIR); default: whole image")
-    parser.add_argument("--tile_overlap", type=int, default=DEFAULT_OVERLAP)
+    add_tiling_options(parser)
     add_network_flags(parser)
     parser.add_argument("--skip_errors", action="store_true",
                         help="go on past an image that cannot be read or restored (out of memory); list them at the "
@@ -90,7 +86,7 @@ def output_problems(images: list[Path], out_dir: Path, compare: bool = False) ->
 
 
 def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRecognizer | None]:
-    """Every flag and file of the demo, all problems at once (engine/checks.py) -> (images, checkpoint,
+    """Every flag and file of the demo, all problems at once (engine/preflight.py) -> (images, checkpoint,
     the network to build, the recogniser of --degradation auto or None)."""
     checks = Preflight()
     auto = args.degradation == "auto"
@@ -99,7 +95,7 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
                    if auto else "--recognizer is used with --degradation auto")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
-    checks.add(flag_problems(args, network))
+    checks.add(flag_problems(DemoFlags.of(args), network))
     recognizer = None
     if auto and args.recognizer is not None and checkpoint is not None:
         recognizer = checks.run(recognizer_for, args.recognizer, None, checkpoint)

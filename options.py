@@ -1,4 +1,7 @@
-"""Command-line options of the training and test scripts: one place, parsers built inside functions.
+"""The parsers of the training, test and recogniser scripts, built inside functions.
+
+The options these share with the other commands (data folders, prompts, hardware, network,
+tiling) are defined once in ``utils/cli_options.py``; those of one script alone are defined here.
 
 Flags keep the authors' names where they have one (``--batch_size``, ``--patch_size``, ``--lr``,
 ``--epochs``, ``--de_type``, ``--num_workers``, ``--denoise_dir`` ... ``--lowlight_path``,
@@ -10,84 +13,41 @@ the records of ``utils/tasks.py``, networks from the registry of ``net/registry.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from data.layouts import AUTHORS_NAME_LISTS, DatasetPaths
 from net.prompts import BACKENDS
 from net.recipe import PAPER_RECIPE as PAPER
 from net.registry import DEFAULT_MODEL, model_names
-from utils.tasks import DATASETS, SETTINGS, TASKS, folder_flags
+from utils.cli_options import (
+    PATCH_SIZE,
+    PRELOAD_GB,
+    RECOGNIZER,
+    SEED,
+    add_data_options,
+    add_hardware_options,
+    add_model_option,
+    add_prompt_options,
+    add_tiling_options,
+    new_parser,
+)
+from utils.tasks import SETTINGS, TASKS, folder_flags
 
-DEFAULT_DATA_ROOT = "datasets"
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 VAL_RULES = ("epoch_step", "global_step")  # engine/callbacks.py::should_validate
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default, unless its help already says it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        return action.help if "default:" in (action.help or "") else super()._get_help_string(action)
-
-
-def _add_data_args(parser: argparse.ArgumentParser, train: bool) -> None:
-    group = parser.add_argument_group(
-        "datasets",
-        "Folders default to the standard layout under --data_root (see docs/datasets.md); "
-        "each flag overrides one folder.",
-    )
-    group.add_argument("--data_root", default=DEFAULT_DATA_ROOT, help="root of the standard dataset layout")
-    for flag in folder_flags() if train else folder_flags("test"):
-        group.add_argument(f"--{flag}", default=None, metavar="DIR")
-    if train:
-        lists = ", ".join(d.train.name_list for d in DATASETS.values() if d.train.name_list)
-        group.add_argument(
-            "--data_file_dir",
-            default=str(AUTHORS_NAME_LISTS),
-            metavar="DIR|none",
-            help=f"folder of the name lists ({lists}) that select the training images; default: the authors' "
-            "lists shipped in data/name_lists/ (every listed image must exist); 'none': every image found in "
-            "each folder",
-        )
-
-
-def _add_prompt_args(parser: argparse.ArgumentParser, setting: str) -> None:
-    group = parser.add_argument_group("prompts")
-    group.add_argument("--prompt_set", default="detailed", choices=SETTINGS[setting].prompt_sets(),
-                       help="degradation prompts (the 3D 'simple' checkpoint uses 'simple')")
-    group.add_argument("--prompt_embeddings", default=None, metavar="FILE",
-                       help="prompt-table file ({prompt: 512-d tensor}) instead of running CLIP; "
-                       "make one with: python -m net.prompts --export FILE")
-    group.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS),
-                       help="how to compute prompt codes without a file: CLIP (needs its weights once), "
-                       "offline (random-init text tower: tests/demos only), auto (CLIP, else offline with a warning)")
-
-
-def _add_runtime_args(parser: argparse.ArgumentParser, channels_last: bool = True) -> None:
-    group = parser.add_argument_group("hardware")
-    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="accelerator")
-    group.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
-                       help="data-loading worker processes")
-    if channels_last:
-        group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
-                           help="channels_last memory format (same function, faster convolutions)")
 
 
 def build_train_parser(setting: str) -> argparse.ArgumentParser:
     """Parser of ``train_<setting>_DFPIR.py`` (setting '3D' or '5D')."""
     spec = SETTINGS[setting]
-    parser = argparse.ArgumentParser(
-        description=f"Train DFPIR on the {setting} mixture (defaults: the released checkpoints' protocol).",
-        formatter_class=_HelpFormatter,
-    )
+    parser = new_parser(f"Train DFPIR on the {setting} mixture (defaults: the released checkpoints' protocol).")
     group = parser.add_argument_group("training")
     group.add_argument("--de_type", nargs="+", default=list(spec.train_repeats), choices=list(spec.train_repeats),
                        help="training tasks")
     # Default None: the network's recipe decides (net/recipe.py, Recipe.fill_defaults; DFPIR's values shown).
     group.add_argument("--batch_size", type=int, default=None,
                        help=f"images per step and process (default: the network's recipe; DFPIR: {PAPER.batch_size})")
-    group.add_argument("--patch_size", type=int, default=128)
+    PATCH_SIZE.add(group)
     group.add_argument("--lr", type=float, default=None,
                        help=f"learning rate of the recipe's optimiser (default: the network's recipe; DFPIR: Adam "
                        f"{PAPER.lr:g})")
@@ -99,17 +59,13 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
                        f"{PAPER.lr_schedule_epochs} of the per-epoch cosine)")
     group.add_argument("--max_steps", type=int, default=-1,
                        help="stop after this many optimizer steps in total (counting resumed ones); -1: no limit")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--model", default=None, choices=model_names(),
-                       help=f"network (net/registry.py); default: {DEFAULT_MODEL}, or the network of the --resume / "
-                       "--init_from checkpoint (a resumed run keeps its network)")
+    SEED.add(group)
+    add_model_option(group, model_names(), DEFAULT_MODEL)
     group.add_argument("--precision", default="32", choices=PRECISIONS,
                        help="32 reproduces the paper; mixed precision is faster but changes the function")
     group.add_argument("--compile", action="store_true",
                        help="torch.compile the network's blocks for training (minutes to compile, faster steps)")
-    group.add_argument("--preload_gb", type=float, default=4.0,
-                       help="decode the most revisited training sets (Rain100L, LOL, GoPro) into RAM up to this "
-                       "many GB; 0 disables")
+    PRELOAD_GB.add(group)
 
     group = parser.add_argument_group("validation and checkpoints")
     group.add_argument("--val_every", type=int, default=spec.val_every,
@@ -139,19 +95,16 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
     group.add_argument("--devices", default="1", help="devices per node (an int, or 'auto')")
     group.add_argument("--num_nodes", type=int, default=1)
 
-    _add_runtime_args(parser)
-    _add_prompt_args(parser, setting)
-    _add_data_args(parser, train=True)
+    add_hardware_options(parser)
+    add_prompt_options(parser, spec.prompt_sets(), BACKENDS)
+    add_data_options(parser, None, AUTHORS_NAME_LISTS)
     parser.set_defaults(setting=setting)
     return parser
 
 
 def build_test_parser(setting: str) -> argparse.ArgumentParser:
     """Parser of ``test_<setting>_DFPIR.py``."""
-    parser = argparse.ArgumentParser(
-        description=f"Evaluate a DFPIR checkpoint on the {setting} test sets and compare with the paper.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = new_parser(f"Evaluate a DFPIR checkpoint on the {setting} test sets and compare with the paper.")
     parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, metavar="PATH",
                         help="checkpoint: authors' .pth.tar, this project's .ckpt, a bare state dict, "
                         "or a Hugging Face Hub folder or repo id (python -m net.hub)")
@@ -166,51 +119,43 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
                         f"images in os.listdir order, sigma {legacy_sigmas}"
                         + "), to compare with numbers made by their script; default: per-image seeded noise, "
                         "independent of file order")
-    parser.add_argument("--tile", type=int, default=None, metavar="N",
-                        help="restore in N x N tiles (bounded memory); default: whole image")
-    parser.add_argument("--tile_overlap", type=int, default=32, metavar="M", help="overlap between tiles")
-    parser.add_argument("--model", default=None, choices=model_names(),
-                        help=f"network for checkpoints that do not record theirs (authors' files; default: "
-                        f"{DEFAULT_MODEL}); a checkpoint's own network is used otherwise")
+    add_tiling_options(parser)
+    add_model_option(parser, model_names(), DEFAULT_MODEL)
     group = parser.add_argument_group("blind restoration")
     group.add_argument("--blind", action="store_true",
                        help="restore every image with the prompt of the degradation the --recognizer predicts; "
                        "the known-degradation scores come from the same run")
-    group.add_argument("--recognizer", default=None, metavar="FILE",
-                       help=f"degradation recogniser of the {setting} setting (train_recognizer.py --output)")
-    _add_runtime_args(parser)
-    _add_prompt_args(parser, setting)
-    _add_data_args(parser, train=False)
+    RECOGNIZER.add(group)
+    add_hardware_options(parser)
+    add_prompt_options(parser, SETTINGS[setting].prompt_sets(), BACKENDS)
+    add_data_options(parser, "test", None)
     parser.set_defaults(setting=setting)
     return parser
 
 
 def build_recognizer_train_parser() -> argparse.ArgumentParser:
     """Parser of ``train_recognizer.py``: the dataset flags of DFPIR training, and the recogniser's own."""
-    parser = argparse.ArgumentParser(
-        description="Train the degradation recogniser used for blind restoration (--blind, --degradation auto) "
-        "on the training mixture of a setting; the label of each sample is its task's degradation id.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = new_parser("Train the degradation recogniser used for blind restoration (--blind, --degradation "
+                        "auto) on the training mixture of a setting; the label of each sample is its task's "
+                        "degradation id.")
     parser.add_argument("--setting", required=True, choices=list(SETTINGS),
                         help="the DFPIR setting whose degradation ids the recogniser predicts")
     group = parser.add_argument_group("training")
     group.add_argument("--de_type", nargs="+", default=None, choices=list(TASKS),
                        help="training tasks (default: every task of the setting)")
     group.add_argument("--batch_size", type=int, default=32, help="samples per step (balanced over the tasks)")
-    group.add_argument("--patch_size", type=int, default=128, help="training crop, as in DFPIR training")
+    PATCH_SIZE.add(group)
     group.add_argument("--max_steps", type=int, default=400, help="optimizer steps")
     group.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (cosine decay to 0)")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--preload_gb", type=float, default=4.0,
-                       help="decode the most revisited training sets into RAM up to this many GB; 0 disables")
+    SEED.add(group)
+    PRELOAD_GB.add(group)
     group.add_argument("--val_tasks", nargs="+", default=None, metavar="TASK",
                        help="test sets on which the accuracy is measured after training (default: every task "
                        "of the setting); 'none' skips it")
     group.add_argument("--output", default=None, metavar="FILE",
                        help="recogniser checkpoint to write (default: checkpoints/recognizer_<setting>.pt)")
-    _add_runtime_args(parser, channels_last=False)
-    _add_data_args(parser, train=True)
+    add_hardware_options(parser, channels_last=False)
+    add_data_options(parser, None, AUTHORS_NAME_LISTS)
     return parser
 
 

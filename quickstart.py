@@ -23,7 +23,8 @@ from pathlib import Path
 from data.sample import make_sample_dataset
 from engine.evaluate import main as evaluate
 from engine.train import main as train
-from net.registry import model_names
+from net.registry import DEFAULT_MODEL, model_names
+from utils.cli_options import DEVICE, add_model_option, new_parser
 from utils.outputs import OutputError, atomic_write, check_output_dir
 from utils.run_lock import LockError, RunLock
 
@@ -35,12 +36,13 @@ OWN_ENTRIES = ("data", "checkpoints", "results")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = new_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="quickstart",
                         help="folder for data, checkpoints and results: new, empty, or an earlier quick start's")
     parser.add_argument("--steps", type=int, default=60, help="training steps")
-    parser.add_argument("--model", default="paper", choices=model_names(), help="network")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_model_option(parser, model_names(), DEFAULT_MODEL)
+    parser.set_defaults(model=DEFAULT_MODEL)  # passed on to the training run, which starts from no checkpoint
+    DEVICE.add(parser)
     return parser
 
 

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from data.layouts import DatasetPaths
 from data.mixture import TrainMixture
 from data.sample import write_name_list
+from utils.cli_options import PATCH_SIZE
 from utils.tasks import DATASETS, SETTINGS, TASKS
 
 # kind -> [(height, width, share of the images)]; the training sets' real sizes.
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts")
     parser.add_argument("--samples", type=int, default=300, help="samples drawn per configuration")
     parser.add_argument("--batch_size", type=int, default=5)
-    parser.add_argument("--patch_size", type=int, default=128)
+    PATCH_SIZE.add(parser)
     parser.add_argument("--preload_gb", type=float, default=0.0,
                         help="as the training flag (default there: 4); 0: every sample decoded from disk")
     return parser

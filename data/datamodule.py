@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 from data.evalsets import EvalSet
 from data.layouts import DatasetPaths
 from data.mixture import TrainMixture
+from utils.cli_options import PATCH_SIZE
 
 
 class StepSampler(Sampler[int]):
@@ -150,7 +151,7 @@ class DFPIRDataModule(L.LightningDataModule):
     """Training mixture (``TrainMixture``) and validation test sets (``EvalSet``) of one setting."""
 
     def __init__(self, paths: DatasetPaths, setting: str, train_tasks: list[str], val_tasks: list[str],
-                 batch_size: int = 5, patch_size: int = 128, num_workers: int = 4, seed: int = 0,
+                 batch_size: int = 5, patch_size: int = PATCH_SIZE.default, num_workers: int = 4, seed: int = 0,
                  preload_bytes: int = 0):
         super().__init__()
         self.paths = paths

@@ -32,6 +32,7 @@ from data.transforms import (
     random_augment,
     to_tensor,
 )
+from utils.cli_options import PATCH_SIZE
 from utils.image_io import image_size, parallel_map
 from utils.tasks import SETTINGS, TASKS
 
@@ -84,7 +85,7 @@ class TrainMixture(Dataset):
         tasks: list[str],
         setting: str,
         paths: DatasetPaths,
-        patch_size: int = 128,
+        patch_size: int = PATCH_SIZE.default,
         seed: int = 0,
         preload: bool = False,
         preload_bytes: int = DEFAULT_PRELOAD_BYTES,

@@ -22,7 +22,6 @@ place is kept, any other file at a target is reported as a conflict and left unt
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from data.check import check_data
 from data.finders import SHOWN, ImageTree, PrepareError, find_download
 from data.layouts import AUTHORS_NAME_LISTS, DataError, DatasetPaths, task_folder
 from data.placement import deduplicate, place
+from utils.cli_options import NUM_WORKERS, PATCH_SIZE, add_name_lists_option, new_parser
 from utils.tasks import DATASETS, SETTINGS, TASKS, Download
 
 CHECK_SETTING = "5D"
@@ -93,11 +93,11 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of ``python -m data.prepare``."""
-    parser = argparse.ArgumentParser(
+    parser = new_parser(
+        "Arrange the official dataset downloads into the layout the training and test scripts expect (links by "
+        "default), then check it as --check_data does. Each dataset flag takes the folder where its archive was "
+        "unpacked; pass any subset. Nothing is written in a download folder.",
         prog="python -m data.prepare",
-        description="Arrange the official dataset downloads into the layout the training and test scripts "
-        "expect (links by default), then check it as --check_data does. Each dataset flag takes the folder "
-        "where its archive was unpacked; pass any subset. Nothing is written in a download folder.",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DATA_ROOT",
                         help="dataset root to fill (then train with --data_root DATA_ROOT)")
@@ -105,11 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     for download in downloads():
         group.add_argument(f"--{download.flag}", type=Path, metavar="DIR", help=download.archive)
     parser.add_argument("--copy", action="store_true", help="copy the files instead of linking them")
-    parser.add_argument("--data_file_dir", default=str(AUTHORS_NAME_LISTS), metavar="DIR|none",
-                        help="name lists the check counts the training images against ('none': every image)")
-    parser.add_argument("--patch_size", type=int, default=128, help="training patch size the check requires")
-    parser.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="threads decoding images in the check")
+    add_name_lists_option(parser, AUTHORS_NAME_LISTS)
+    PATCH_SIZE.add(parser)
+    NUM_WORKERS.add(parser)
     parser.add_argument("--no_check", action="store_true", help="skip the final check (decodes every image)")
     return parser
 

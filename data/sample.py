@@ -32,6 +32,7 @@ import skimage.data
 from PIL import Image
 
 from data.synthesis import find_synthesis
+from utils.cli_options import SEED, add_overwrite_flag, new_parser
 from utils.tasks import DATASETS, SPLITS, Dataset
 
 # scikit-image photographs bundled with the package (none needs a download); gray ones become RGB.
@@ -258,22 +259,18 @@ def make_sample_dataset(
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of ``python -m data.sample``."""
-    parser = argparse.ArgumentParser(
+    parser = new_parser(
+        "Write a small synthetic stand-in dataset, every registered dataset, training and test, in the "
+        "benchmarks' exact folder layouts (Train/, test/, data_file_dir/).",
         prog="python -m data.sample",
-        description="Write a small synthetic stand-in dataset, every registered dataset, training and test, in "
-        "the benchmarks' exact folder layouts (Train/, test/, data_file_dir/).",
     )
     parser.add_argument("out_dir", type=Path, help="dataset root to create")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    SEED.add(parser)
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the image counts")
     parser.add_argument("--train_size", type=int, default=160, help="nominal training image height")
     parser.add_argument("--test_size", type=int, default=96, help="nominal test image height")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty folder that is not a previous sample dataset, replacing its "
-        + ", ".join(generated_entries()),
-    )
+    add_overwrite_flag(parser, f"the {', '.join(generated_entries())} of an OUT_DIR that is neither empty nor a "
+                       "previous sample dataset")
     return parser
 
 

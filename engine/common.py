@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from engine.checks import USER_ERRORS, UsageError
 from engine.module import RestorationModule
+from engine.preflight import USER_ERRORS, UsageError
 from net.checkpoint import Checkpoint
 from net.prompts import PromptTable, build_prompt_table
 from net.recognizer import DegradationRecognizer, load_recognizer

@@ -12,7 +12,6 @@ later run's values win.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import re
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from utils.cli_options import new_parser
 from utils.figures import line_chart, stack
 from utils.tasks import TASKS
 
@@ -96,7 +96,7 @@ def write_curves(ckpt_dir: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.curves", description=__doc__.split("\n\n")[0])
+    parser = new_parser(__doc__.split("\n\n")[0], prog="python -m engine.curves")
     parser.add_argument("--ckpt_dir", required=True, metavar="DIR", help="the training run's --ckpt_dir")
     args = parser.parse_args(argv)
     if not (Path(args.ckpt_dir) / LOGS_DIR).is_dir():

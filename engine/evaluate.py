@@ -1,6 +1,6 @@
 """The evaluation run behind test_3D_DFPIR.py / test_5D_DFPIR.py (docs/protocol.md section 4).
 
-Order of work: check every flag and file (``engine/checks.py``) -> validate the test sets
+Order of work: check every flag and file (``engine/preflight.py``) -> validate the test sets
 (``data/check.py``) -> network -> one task after the other, with ``results.json`` and ``results.md``
 rewritten after each task, so an interrupted evaluation keeps the tasks it finished.
 """
@@ -15,10 +15,10 @@ import torch
 from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
-from engine.checks import Preflight, flag_problems, writable_dir
 from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
 from engine.compare import write_comparisons
 from engine.module import RestorationModule
+from engine.preflight import Preflight, TestFlags, flag_problems, writable_dir
 from engine.report import with_average, write_results
 from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
@@ -30,7 +30,7 @@ from utils.tasks import TASK_BY_ID
 
 
 def _preflight(args, setting: str) -> tuple[Checkpoint, NetworkSpec, DegradationRecognizer | None]:
-    """Every flag and file of an evaluation, all problems at once (engine/checks.py) -> the checkpoint,
+    """Every flag and file of an evaluation, all problems at once (engine/preflight.py) -> the checkpoint,
     the network to build (``net.registry.resolve_network``) and the recogniser of a blind evaluation or None."""
     checks = Preflight()
     if args.blind != (args.recognizer is not None):
@@ -38,7 +38,7 @@ def _preflight(args, setting: str) -> tuple[Checkpoint, NetworkSpec, Degradation
                    if args.blind else "--recognizer is used with --blind; add --blind")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
-    checks.add(flag_problems(args, network))
+    checks.add(flag_problems(TestFlags.of(args), network))
     recognizer = None
     if args.blind and args.recognizer is not None and checkpoint is not None:
         recognizer = checks.run(recognizer_for, args.recognizer, setting, checkpoint)

@@ -17,28 +17,27 @@ import numpy as np
 import torch
 
 from data.transforms import to_tensor
-from engine.checks import UsageError
 from engine.common import prompt_table_for, recognizer_for
+from engine.preflight import UsageError
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import BACKENDS, PromptTable
 from net.recognizer import DegradationRecognizer
 from net.registry import DEFAULT_MODEL, NetworkSpec, model_names, resolve_network
 from net.speed import prepare_for_speed
+from utils.cli_options import DEVICE, TILE_OVERLAP, add_model_option, add_prompt_options
 from utils.tasks import SETTINGS, TASK_BY_ID, TASKS, degradation_choices, prompt_set_names
 from utils.tiling import restore_image, tile_problems
 
 AUTO = "auto"
-DEFAULT_OVERLAP = 32
+DEFAULT_OVERLAP = TILE_OVERLAP.default
 
 
 def add_network_flags(parser: argparse.ArgumentParser) -> None:
-    """--device, --model and the prompt options of a checkpoint without a prompt table (demo, web app)."""
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--model", default=None, choices=model_names(),
-                        help=f"network for checkpoints that do not record theirs (default: {DEFAULT_MODEL})")
-    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names())
-    parser.add_argument("--prompt_embeddings", default=None, metavar="FILE")
-    parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
+    """--device, --model and the prompt options of a checkpoint without a prompt table (demo, web app):
+    the options :func:`open_restorer` reads."""
+    DEVICE.add(parser)
+    add_model_option(parser, model_names(), DEFAULT_MODEL)
+    add_prompt_options(parser, prompt_set_names(), BACKENDS)
 
 
 def inference_device(device: str) -> torch.device:

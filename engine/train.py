@@ -2,7 +2,7 @@
 
 Order of work: parse options -> the network, and the defaults its recipe gives to the training
 options the user did not set (``net/recipe.py``: ``--lr``, ``--batch_size``, ``--epochs``,
-``--lr_schedule_epochs``) -> check every flag and file (``engine/checks.py``; a resumed run must
+``--lr_schedule_epochs``) -> check every flag and file (``engine/preflight.py``; a resumed run must
 keep its configuration) -> validate every dataset folder (``--check_data`` stops here) ->
 network and prompt table (from the checkpoint when resuming, so a run never changes its prompt
 codes) -> Lightning ``Trainer.fit`` with the callbacks of ``engine/callbacks.py``: validation by
@@ -28,10 +28,18 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from data.check import check_data
 from data.datamodule import DFPIRDataModule
 from engine.callbacks import LAST, LastCheckpoint, ProgressBar, RecordRunConfig, RunSummary, ValidationSchedule
-from engine.checks import Preflight, UsageError, flag_problems, read_resume_checkpoint, same_file, writable_dir
 from engine.common import accelerator, apply_speed_options, prompt_table_for, run_cli
 from engine.curves import CURVES_NAME, LOGS_DIR, write_curves
 from engine.module import RestorationModule
+from engine.preflight import (
+    Preflight,
+    TrainFlags,
+    UsageError,
+    flag_problems,
+    read_resume_checkpoint,
+    same_file,
+    writable_dir,
+)
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.registry import NetworkSpec, resolve_network
@@ -103,7 +111,7 @@ def resume_config_problems(args, setting: str, checkpoint: Checkpoint) -> list[s
 
 def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Checkpoint | None, NetworkSpec,
                                            dict[str, str]]:
-    """Every flag and file of a training run, all problems at once (engine/checks.py); fills the options
+    """Every flag and file of a training run, all problems at once (engine/preflight.py); fills the options
     left to the network's recipe (``Recipe.fill_defaults``) -> (resume path, its checkpoint, the
     --init_from checkpoint, the network to build, where each recipe-defaulted option came from)."""
     checks = Preflight()
@@ -115,7 +123,7 @@ def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Chec
     init = checks.run(read_checkpoint, args.init_from) if args.init_from else None
     network = checks.run(resolve_network, args.model, source or init)
     option_sources = network.recipe.fill_defaults(args) if network is not None else {}
-    checks.add(flag_problems(args, network))
+    checks.add(flag_problems(TrainFlags.of(args), network))
     if source is not None:
         checks.add(resume_config_problems(args, setting, source))
     if args.prompt_embeddings and not any(c is not None and c.prompt_table is not None for c in (source, init)):

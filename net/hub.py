@@ -20,8 +20,9 @@ from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
 from net.checkpoint.hub_folder import hub_reachable
 from net.dfpir import DFPIR
 from net.prompts import BACKENDS, PromptError, build_prompt_table
-from net.registry import NetworkError, model_names, resolve_network
+from net.registry import DEFAULT_MODEL, NetworkError, model_names, resolve_network
 from net.space import space_problem, write_space
+from utils.cli_options import add_checkpoint_option, add_model_option, add_prompt_options, new_parser
 from utils.tasks import prompt_set_names
 
 
@@ -71,23 +72,15 @@ def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prom
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = new_parser(
+        "Convert a DFPIR checkpoint (authors' .pth.tar, this project's .ckpt, a bare state dict) to a Hugging Face "
+        "Hub folder (model.safetensors, prompt table, config, model card).",
         prog="python -m net.hub",
-        description="Convert a DFPIR checkpoint (authors' .pth.tar, this project's .ckpt, a bare state dict) "
-        "to a Hugging Face Hub folder (model.safetensors, prompt table, config, model card).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--ckpt", required=True, metavar="FILE", help="the checkpoint to convert")
+    add_checkpoint_option(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="the Hub folder to write (new or empty)")
-    parser.add_argument("--model", default=None, choices=model_names(),
-                        help="network for checkpoints that do not record theirs (authors' files; default: paper)")
-    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names(),
-                        help="prompt set of a checkpoint without a prompt table (the 3D 'simple' checkpoint: simple)")
-    parser.add_argument("--prompt_embeddings", default=None, metavar="FILE",
-                        help="prompt-table file for a checkpoint without a prompt table "
-                        "(python -m net.prompts --export)")
-    parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS),
-                        help="how to compute the prompt table without a file")
+    add_model_option(parser, model_names(), DEFAULT_MODEL)
+    add_prompt_options(parser, prompt_set_names(), BACKENDS)
     parser.add_argument("--results", default=None, metavar="FILE",
                         help="results.md of a test run, embedded in the model card (with its comparison figures)")
     parser.add_argument("--push_to_hub", default=None, metavar="USER/NAME",

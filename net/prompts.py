@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from net.dgpb import TEXT_DIM
+from utils.cli_options import add_prompt_options, new_parser
 from utils.tasks import TASK_BY_ID, TASKS, prompt_set_names, prompts_of
 
 CLIP_MODEL = "ViT-B-32"
@@ -295,13 +296,10 @@ def describe_tasks(table: PromptTable) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m net.prompts",
-        description="Compute a prompt table once and write it as a --prompt_embeddings file.",
-    )
+    parser = new_parser("Compute a prompt table once and write it as a --prompt_embeddings file.",
+                        prog="python -m net.prompts")
     parser.add_argument("--export", required=True, metavar="FILE", help="where to write the prompt-table file")
-    parser.add_argument("--prompt_set", default="detailed", choices=prompt_set_names())
-    parser.add_argument("--prompt_backend", default="clip", choices=list(BACKENDS))
+    add_prompt_options(parser, prompt_set_names(), BACKENDS, embeddings=False)
     parser.add_argument("--device", default=None, help="device for CLIP (default: cuda if present, else cpu)")
     return parser
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import demo
-from engine.checks import UsageError
 from engine.inference import Restorer
+from engine.preflight import UsageError
 from net.checkpoint import Checkpoint
 from net.prompts import PromptTable, prompt_list
 from net.registry import create_model, resolve_network

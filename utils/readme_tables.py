@@ -7,10 +7,9 @@ them current.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from utils.records import DATASETS, SETTINGS, SPLITS, TASKS, Dataset, prompt_set_names
 
@@ -63,23 +62,3 @@ def readme_with_tables(text: str) -> str:
             raise ValueError(f"the page has no <!-- tasks:{name} --> ... <!-- /tasks:{name} --> block")
         text = pattern.sub(lambda m, table=table: m.group(1) + table() + "\n" + m.group(2), text)
     return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m utils.tasks",
-        description="Print the task and dataset tables of docs/datasets.md, derived from the records.",
-    )
-    parser.add_argument("--update-readme", metavar="PAGE", nargs="?", const="docs/datasets.md", default=None,
-                        help="rewrite the marked tables of this page in place (default docs/datasets.md)")
-    args = parser.parse_args(argv)
-    if args.update_readme:
-        path = Path(args.update_readme)
-        path.write_text(readme_with_tables(path.read_text()))
-        print(f"updated the task tables of {path}")
-    else:
-        for name, table in README_TABLES.items():
-            print(f"<!-- tasks:{name} -->\n{table()}\n<!-- /tasks:{name} -->\n")
-    return 0
-
-

@@ -24,6 +24,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from utils.image_io import ImageReadError
 from utils.tiling import tile_problems
 
 T = TypeVar("T")
+F = TypeVar("F", bound="CheckedFlags")
 
 
 class UsageError(Exception):
@@ -52,7 +54,7 @@ class Preflight:
 
         checks = Preflight()
         checkpoint = checks.run(read_checkpoint, args.ckpt)   # None if it failed; the problem is kept
-        checks.add(flag_problems(args))
+        checks.add(flag_problems(TrainFlags.of(args), network))
         checks.raise_if_any()                                 # UsageError listing every problem
     """
 
@@ -80,18 +82,77 @@ def _bad(flag: str, value, rule: str) -> str:
     return f"--{flag} {value}: {rule}"
 
 
-def flag_problems(args: argparse.Namespace, network: NetworkSpec | None = None) -> list[str]:
-    """Problems of the numeric and device flags present in ``args`` (train, test and demo parsers).
+@dataclass(frozen=True)
+class CheckedFlags:
+    """The flags of one command that :func:`flag_problems` checks, with their values: a subclass per
+    command (:class:`TrainFlags`, :class:`TestFlags`, :class:`DemoFlags`) names its flags as fields."""
 
+    @classmethod
+    def of(cls: type[F], args: argparse.Namespace) -> F:
+        """The view of a parse of the command's parser; AttributeError if that parser lacks one of the
+        fields' flags (a bug: never a silently skipped check)."""
+        return cls(**{field.name: getattr(args, field.name) for field in fields(cls)})
+
+
+@dataclass(frozen=True)
+class DemoFlags(CheckedFlags):
+    """demo.py's checked flags."""
+
+    device: str
+    tile: int | None  # None: whole image
+    tile_overlap: int
+
+
+@dataclass(frozen=True)
+class TestFlags(DemoFlags):
+    """test_<setting>_DFPIR.py's checked flags."""
+
+    num_workers: int
+
+
+@dataclass(frozen=True)
+class TrainFlags(CheckedFlags):
+    """train_<setting>_DFPIR.py's checked flags (the recipe's options are None while the network is unknown)."""
+
+    device: str
+    num_workers: int
+    batch_size: int | None
+    patch_size: int
+    epochs: int | None
+    lr: float | None
+    lr_schedule_epochs: int | None
+    max_steps: int
+    val_every: int
+    ckpt_every: int
+    preload_gb: float
+    devices: str
+    num_nodes: int
+
+
+COMMAND_FLAGS = (TrainFlags, TestFlags, DemoFlags)
+"""Every command's view: a check of a flag that none of them has is a bug (KeyError)."""
+
+
+def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> list[str]:
+    """Problems of the numeric and device flags of a command (``TrainFlags.of(args)`` ...).
+
+    A check of a flag the command does not have (not a field of its view) does not apply to it; a
+    value of None (``--tile`` unset, a recipe option of an unknown network) is not checked.
     ``network``: the run's network (``net.registry.resolve_network``), whose size multiple
     ``--patch_size`` and ``--tile`` must respect (None: not known, not checked).
     """
+    values = {field.name: getattr(flags, field.name) for field in fields(flags)}
     problems = []
 
+    def value(flag: str):
+        if not any(flag in cls.__dataclass_fields__ for cls in COMMAND_FLAGS):
+            raise KeyError(f"--{flag} is checked but no command's flags (COMMAND_FLAGS) have it")
+        return values.get(flag)
+
     def at_least(flag: str, low: float, rule: str | None = None) -> None:
-        value = getattr(args, flag, None)
-        if value is not None and not (math.isfinite(value) and value >= low):
-            problems.append(_bad(flag, value, rule or f"must be at least {low}"))
+        given = value(flag)
+        if given is not None and not (math.isfinite(given) and given >= low):
+            problems.append(_bad(flag, given, rule or f"must be at least {low}"))
 
     at_least("batch_size", 1, "must be at least 1 (images per optimizer step and process)")
     at_least("num_workers", 0, "must be 0 (load data in the main process) or more")
@@ -102,22 +163,23 @@ def flag_problems(args: argparse.Namespace, network: NetworkSpec | None = None) 
     at_least("ckpt_every", 0, "must be 0 (only at epoch ends) or a number of steps")
     at_least("preload_gb", 0, "must be 0 (no preloading) or more")
     at_least("num_nodes", 1)
-    max_steps = getattr(args, "max_steps", None)
+    max_steps = value("max_steps")
     if max_steps is not None and max_steps != -1 and max_steps < 1:
         problems.append(_bad("max_steps", max_steps, "must be -1 (no limit) or at least 1"))
     multiple = network.size_multiple if network is not None else 1
-    patch = getattr(args, "patch_size", None)
+    patch = value("patch_size")
     if patch is not None and (patch <= 0 or patch % multiple):
         problems.append(_bad("patch_size", patch, f"must be a positive multiple of {multiple} (the network's size "
                              "multiple), e.g. 128 as in the paper"))
-    devices = getattr(args, "devices", None)
+    devices = value("devices")
     if devices is not None and devices != "auto" and not (devices.isdigit() and int(devices) >= 1):
         problems.append(_bad("devices", devices, "must be a number of devices per node (1, 2, ...) or 'auto'"))
-    if getattr(args, "tile", None) is not None:
-        problems += tile_problems(args.tile, args.tile_overlap, multiple)
-    elif getattr(args, "tile_overlap", 0) < 0:
-        problems.append(_bad("tile_overlap", args.tile_overlap, "must be 0 or more"))
-    if getattr(args, "device", None) == "cuda" and not torch.cuda.is_available():
+    tile, overlap = value("tile"), value("tile_overlap")
+    if tile is not None:
+        problems += tile_problems(tile, overlap, multiple)
+    elif overlap is not None and overlap < 0:
+        problems.append(_bad("tile_overlap", overlap, "must be 0 or more"))
+    if value("device") == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda: PyTorch sees no CUDA device here; use --device cpu (or auto), or check "
                         "the CUDA build of PyTorch (python -c 'import torch; print(torch.cuda.is_available())')")
     return problems
