@@ -17,6 +17,7 @@ from data.layouts import AUTHORS_NAME_LISTS, DatasetPaths
 from net.prompts import BACKENDS
 from net.recipe import PAPER_RECIPE as PAPER
 from net.registry import DEFAULT_MODEL, model_names
+from utils.outputs import add_overwrite_flag
 from utils.tasks import DATASETS, SETTINGS, TASKS, folder_flags
 
 DEFAULT_DATA_ROOT = "datasets"
@@ -209,6 +210,7 @@ def build_recognizer_train_parser() -> argparse.ArgumentParser:
                        "of the setting); 'none' skips it")
     group.add_argument("--output", default=None, metavar="FILE",
                        help="recogniser checkpoint to write (default: checkpoints/recognizer_<setting>.pt)")
+    add_overwrite_flag(group, "an existing --output file")
     _add_runtime_args(parser, channels_last=False)
     _add_data_args(parser, train=True)
     return parser
