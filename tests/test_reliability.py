@@ -461,10 +461,12 @@ def test_prompt_export_that_exists_is_refused_before_the_clip_load(user_folder, 
     assert snapshot(user_folder) == before
 
 
-def test_prompt_export_with_overwrite_replaces_the_file(tmp_path, capsys):
+def test_prompt_export_with_overwrite_replaces_the_file(tmp_path, monkeypatch, capsys):
+    table = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "test")
+    monkeypatch.setattr(prompts, "build_prompt_table", lambda *args, **kwargs: table)  # CLIP takes a minute here
     export = tmp_path / "prompts.pt"
     export.write_bytes(b"earlier")
-    assert prompts.main(["--export", str(export), "--prompt_backend", "offline", "--overwrite"]) == 0
+    assert prompts.main(["--export", str(export), "--overwrite"]) == 0
     assert load_prompt_file(export, prompt_list("detailed")).shape == (7, 512)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.pt"]
 
