@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from utils.figures import line_chart, stack
-from utils.outputs import atomic_write
+from utils.outputs import OutputError, atomic_write
 from utils.tasks import TASKS
 
 CURVES_NAME = "curves.png"
@@ -104,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.ckpt_dir}/{LOGS_DIR} does not exist; give the --ckpt_dir of a training run",
               file=sys.stderr)
         return 2
-    print(f"wrote {write_curves(args.ckpt_dir)}")
+    try:
+        print(f"wrote {write_curves(args.ckpt_dir)}")
+    except OutputError as err:  # a full disk: the earlier curves.png is intact
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
