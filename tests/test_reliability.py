@@ -30,7 +30,7 @@ from net.prompts import PromptTable, load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer, save_recognizer
 from net.registry import create_model
 from utils.image_io import write_png
-from utils.outputs import OutputError, WriteError, atomic_write, check_output, check_output_dir
+from utils.outputs import OutputError, WriteError, atomic_write, check_output, check_output_dir, staged_folder
 from utils.run_lock import LOCK_NAME, LockHeld, RunLock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -687,3 +687,26 @@ def test_prepare_copy_on_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatc
     with pytest.raises(WriteError, match=f"^cannot write {target}: no space left on device"):
         copy_file(source, target)
     assert list(target.parent.iterdir()) == []
+
+
+def test_hub_conversion_on_a_full_disk_leaves_the_folder_as_it_was(hub_model, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "hub"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"an earlier model")
+    before = snapshot(out)
+    monkeypatch.setattr(os, "fsync", no_space)
+    assert hub.main(["--ckpt", str(hub_model), "--out", str(out), "--overwrite"]) == 2
+    assert one_line(capsys.readouterr().err).startswith(f"error: cannot write {out}/.staged.")
+    assert snapshot(out) == before  # no staging folder or .tmp left behind
+
+
+def test_staged_files_are_not_moved_when_one_destination_is_a_folder(tmp_path):
+    (tmp_path / "README.md").mkdir()
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(WriteError) as failed, staged_folder(tmp_path) as staging:
+        (staging / "config.json").write_text("{}\n")
+        (staging / "README.md").write_text("card\n")
+    assert one_line(str(failed.value)) == (f"cannot write into {tmp_path}: {tmp_path / 'README.md'} is a folder; "
+                                           "remove it or choose another folder")
+    assert snapshot(tmp_path) == before
