@@ -50,7 +50,7 @@ def _results_images(results: Path, markdown: str) -> list[PurePath]:
     return images
 
 
-def check_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
+def _check_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
     """Refuse ``out`` before converting: a file, unwritable, or (without ``overwrite``) a non-empty folder;
     with ``overwrite``, a Hub file there that is one of the ``inputs`` (the checkpoint's own files)."""
     check_output_dir(out)
@@ -73,7 +73,7 @@ def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prom
     ``results``: a results.md embedded in the model card, with the pictures it shows.
     """
     out = Path(out)
-    check_out(out, overwrite, [Path(ckpt), *(Path(ckpt) / name for name in HUB_FILES)])
+    _check_out(out, overwrite, [Path(ckpt), *(Path(ckpt) / name for name in HUB_FILES)])
     source = read_checkpoint(ckpt)
     net = resolve_network(model, source).build()
     if not isinstance(net, DFPIR):
