@@ -6,8 +6,10 @@
 
 Any image size works: the image is padded to the network's size multiple (8 for DFPIR) and the
 output cropped back, so the restored PNG has the input's size. ``--tile`` bounds memory on large
-images. The demo never writes over an input, nor two inputs to one output (``photo.jpg`` and
-``photo.png``); ``--skip_errors`` goes on past an image it cannot read or restore and lists those
+images. The demo never writes over an input (nor through a link to one), nor two inputs to one
+output (``photo.jpg`` and ``photo.png``); an output file that exists is refused unless
+``--overwrite`` is given, before the first image is restored, and every file is written atomically;
+``--skip_errors`` goes on past an image it cannot read or restore and lists those
 at the end.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -27,9 +30,10 @@ from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
 from net.registry import NetworkSpec, resolve_network
-from utils.cli_options import RECOGNIZER, add_checkpoint_option, add_tiling_options, new_parser
+from utils.cli_options import RECOGNIZER, add_checkpoint_option, add_overwrite_flag, add_tiling_options, new_parser
 from utils.figures import FigureRow, Panel, comparison_figure
 from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
+from utils.outputs import OutputError, atomic_write, check_output
 from utils.tasks import degradation_choices
 
 
@@ -44,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default="restored", help="where restored PNGs are written")
     parser.add_argument("--compare", action="store_true",
                         help="also write <name>_compare.png: the input and its restoration side by side")
+    add_overwrite_flag(parser, "restored images that already exist in --output_dir")
     add_tiling_options(parser)
     add_network_flags(parser)
     parser.add_argument("--skip_errors", action="store_true",
@@ -68,8 +73,9 @@ def output_names(image: Path, compare: bool = False) -> list[str]:
     return [f"{image.stem}.png"] + ([f"{image.stem}_compare.png"] if compare else [])
 
 
-def output_problems(images: list[Path], out_dir: Path, compare: bool = False) -> list[str]:
-    """Refusals before anything is written: outputs among the inputs, and two inputs with one output."""
+def output_problems(images: list[Path], out_dir: Path, compare: bool = False, overwrite: bool = False) -> list[str]:
+    """Refusals before anything is written: outputs among the inputs (or linked to one), two inputs with one
+    output, and outputs that exist (unless ``overwrite``)."""
     if any(same_file(folder, out_dir) for folder in {image.parent for image in images}):
         return [f"--output_dir {out_dir} is the folder of the input images: the restored PNGs would replace or "
                 "mix with them; choose another folder"]
@@ -82,6 +88,10 @@ def output_problems(images: list[Path], out_dir: Path, compare: bool = False) ->
         if len(sources) > 1:
             problems.append(f"{' and '.join(map(str, sources))} would all be written to {output}; rename all but "
                             "one, or restore them into different --output_dir folders")
+        try:
+            check_output(output, overwrite=overwrite, inputs=images)
+        except OutputError as err:
+            problems.append(str(err))
     return problems
 
 
@@ -105,8 +115,9 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
     if not args.skip_errors:  # headers only here; --skip_errors skips unreadable images as it meets them
         for image in images:
             checks.run(image_size, image)
-    checks.add(output_problems(images, Path(args.output_dir), args.compare))
-    checks.add(writable_dir(args.output_dir, "output_dir"))
+    # a folder that cannot be written is one problem, not one per output file
+    checks.add(writable_dir(args.output_dir, "output_dir")
+               or output_problems(images, Path(args.output_dir), args.compare, args.overwrite))
     checks.raise_if_any()
     return images, checkpoint, network, recognizer
 
@@ -145,7 +156,7 @@ def run(argv: list[str] | None) -> int:
         if compare_name:
             row = FigureRow(path.name, [Panel(image / 255.0, "input"),
                                         Panel(result.image / 255.0, f"restored ({result.degradation})")])
-            comparison_figure([row], crop=None).save(out_dir / compare_name[0])
+            atomic_write(out_dir / compare_name[0], partial(comparison_figure([row], crop=None).save, format="PNG"))
     compared = " with side-by-side <name>_compare.png" if args.compare else ""
     print(f"wrote {len(images) - len(skipped)} image(s){compared} to {out_dir}/ (prompts: {table.source})")
     if skipped:

@@ -27,6 +27,7 @@ from utils.cli_options import (
     add_data_options,
     add_hardware_options,
     add_model_option,
+    add_overwrite_flag,
     add_prompt_options,
     add_tiling_options,
     new_parser,
@@ -154,6 +155,7 @@ def build_recognizer_train_parser() -> argparse.ArgumentParser:
                        "of the setting); 'none' skips it")
     group.add_argument("--output", default=None, metavar="FILE",
                        help="recogniser checkpoint to write (default: checkpoints/recognizer_<setting>.pt)")
+    add_overwrite_flag(group, "an existing --output file")
     add_hardware_options(parser, channels_last=False)
     add_data_options(parser, None, AUTHORS_NAME_LISTS)
     return parser

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from data.finders import Placement
+from utils.outputs import atomic_write
 
 
 @dataclass
@@ -44,12 +45,24 @@ def _inside(folder: Path, out_real: Path) -> bool:
     return existing.resolve().is_relative_to(out_real)
 
 
+def copy_file(source: Path, target: Path) -> None:
+    """Copy ``source``'s bytes, permission bits and times to ``target`` (``utils.outputs.atomic_write``: a
+    temporary file renamed into place, removed on any error)."""
+    def copy(file) -> None:
+        with open(source, "rb") as data:
+            shutil.copyfileobj(data, file)
+
+    atomic_write(target, copy)
+    shutil.copystat(source, target)
+
+
 def place(placements: list[Placement], out: Path, copy: bool) -> PlaceSummary:
     """Link (``copy``: copy) every source to its target under ``out``; never replace an existing file.
 
-    Links are absolute. A copy is written under a temporary name and renamed, so an interrupted run
-    leaves no partial file at a target. Nothing is written outside ``out``: a folder of ``out``
-    that is a link leading elsewhere (for instance into a download) is reported as a conflict.
+    Links are absolute. A copy is written atomically (:func:`copy_file`), so an interrupted or failed
+    run (a full disk: WriteError) leaves no partial file at a target and no temporary file. Nothing is
+    written outside ``out``: a folder of ``out`` that is a link leading elsewhere (for instance into a
+    download) is reported as a conflict.
     """
     summary = PlaceSummary()
     out.mkdir(parents=True, exist_ok=True)
@@ -77,9 +90,7 @@ def place(placements: list[Placement], out: Path, copy: bool) -> PlaceSummary:
         if not writable[folder]:
             continue
         if copy:
-            partial = target.with_name(target.name + ".partial")
-            shutil.copy2(placement.source, partial)
-            os.replace(partial, target)
+            copy_file(placement.source, target)
         else:
             os.symlink(placement.source, target)
         summary.created += 1

@@ -16,7 +16,9 @@ archives circulate re-packed in many ways (each dataset record names its downloa
 ``synthetic/``. Finally the result is checked exactly as ``--check_data`` checks it.
 
 Nothing is ever written in a download folder. Re-running is safe: a link (or copy) already in
-place is kept, any other file at a target is reported as a conflict and left untouched.
+place is kept, any other file at a target is reported as a conflict and left untouched. A target
+that is a file, lies below one or is read-only is refused before anything is read; one run at a
+time per target (``utils.run_lock``: a second run exits 2 naming the first, before placing anything).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from data.finders import SHOWN, ImageTree, PrepareError, find_download
 from data.layouts import AUTHORS_NAME_LISTS, DataError, DatasetPaths, task_folder
 from data.placement import deduplicate, place
 from utils.cli_options import NUM_WORKERS, PATCH_SIZE, add_name_lists_option, new_parser
+from utils.outputs import OutputError, check_output_dir
+from utils.run_lock import LockError, RunLock
 from utils.tasks import DATASETS, SETTINGS, TASKS, Download
 
 CHECK_SETTING = "5D"
@@ -124,26 +128,41 @@ def _refuse_overlap(out: Path, flag: str, download: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Find, place, check; exit 0 when everything placed passed the check, 1 when problems remain
-    (conflicts, unpaired images, a failed check), 2 for a download that cannot be used as given."""
+    (conflicts, unpaired images, a failed check), 2 for a download that cannot be used as given, a
+    target that cannot be written, or a target another run is preparing."""
     parser = build_parser()
     args = parser.parse_args(argv)
     chosen = [(d, getattr(args, d.flag)) for d in downloads() if getattr(args, d.flag) is not None]
     if not chosen:
         parser.error("give at least one download, e.g. --gopro ~/downloads/GOPRO_Large (see --help)")
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out} is a file; give a folder")
+    try:
+        check_output_dir(args.out)
+        found = _find_downloads(parser, args.out, chosen)
+        with RunLock(args.out, purpose="dataset folder --out"):
+            return _place_and_check(args, found)
+    except (OutputError, LockError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _find_downloads(parser: argparse.ArgumentParser, out: Path, chosen: list[tuple[Download, Path]]) -> list:
+    """(download, folder, what its finder found) for each chosen download; exit 2 naming every unusable one."""
     errors, found = [], []
     for download, folder in chosen:
         try:
             if not folder.is_dir():
                 raise PrepareError(f"no such folder {folder}; give the folder where the archive was unpacked")
-            _refuse_overlap(args.out, download.flag, folder)
+            _refuse_overlap(out, download.flag, folder)
             found.append((download, folder, find_download(download.flag)(ImageTree(folder))))
         except PrepareError as error:
             errors.append(f"--{download.flag}: {error}")
     if errors:
         parser.error("\n".join(errors))
+    return found
 
+
+def _place_and_check(args: argparse.Namespace, found: list) -> int:
+    """Place what was found under ``args.out`` and check it (the exit status of :func:`main`)."""
     placements, problems = [], []
     for download, folder, result in found:
         print(f"--{download.flag} {folder}")

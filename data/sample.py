@@ -33,6 +33,7 @@ from PIL import Image
 
 from data.synthesis import find_synthesis
 from utils.cli_options import SEED, add_overwrite_flag, new_parser
+from utils.outputs import OutputError, atomic_write
 from utils.tasks import DATASETS, SPLITS, Dataset
 
 # scikit-image photographs bundled with the package (none needs a download); gray ones become RGB.
@@ -122,7 +123,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Write (H, W, 3) uint8 as PNG or JPEG (fixed quality, so the bytes are deterministic)."""
+    """Write (H, W, 3) uint8 as PNG or JPEG (fixed quality, so the bytes are deterministic).
+
+    Written in place, not atomically (a sync per image would slow the generation): an interrupted
+    generation is recognised by its missing README.txt, which is written (atomically) last."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".jpg", ".jpeg"):
         Image.fromarray(image).save(path, format="JPEG", quality=JPEG_QUALITY)
@@ -164,7 +168,7 @@ def write_name_list(out_dir: Path, dataset: Dataset, inputs: list[str]) -> None:
         inputs = [PurePosixPath(name).relative_to(layout.input_folder()).as_posix() for name in inputs]
     path = out_dir / "data_file_dir" / dataset.stand_in.name_list_folder / layout.name_list
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{name}\n" for name in inputs))
+    atomic_write(path, "".join(f"{name}\n" for name in inputs))
 
 
 def is_sample_dataset(out_dir: Path) -> bool:
@@ -249,7 +253,7 @@ def make_sample_dataset(
             if split == "train" and dataset.train.name_list:
                 write_name_list(out_dir, dataset, inputs)
             counts[f"{split}/{kind}"] = len(inputs)
-    (out_dir / README_NAME).write_text(readme_text(counts, seed, scale, train_size, test_size))
+    atomic_write(out_dir / README_NAME, readme_text(counts, seed, scale, train_size, test_size))
     return counts
 
 
@@ -283,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         counts = make_sample_dataset(
             args.out_dir, args.seed, args.scale, args.train_size, args.test_size, args.overwrite
         )
-    except (FileExistsError, NotADirectoryError, ValueError) as error:
+    except (FileExistsError, NotADirectoryError, ValueError, OutputError) as error:
         parser.error(str(error))
     seconds = time.perf_counter() - start
     print(f"wrote the sample dataset to {args.out_dir} (seed {args.seed}) in {seconds:.1f} s")

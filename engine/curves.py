@@ -21,6 +21,7 @@ from PIL import Image
 
 from utils.cli_options import new_parser
 from utils.figures import line_chart, stack
+from utils.outputs import OutputError, atomic_write
 from utils.tasks import TASKS
 
 CURVES_NAME = "curves.png"
@@ -88,11 +89,11 @@ def curves_figure(metrics: dict[str, Series], title: str = "") -> Image.Image:
 
 
 def write_curves(ckpt_dir: str | Path) -> Path:
-    """Draw ``<ckpt_dir>/curves.png`` from ``<ckpt_dir>/logs``; returns its path."""
+    """Draw ``<ckpt_dir>/curves.png`` from ``<ckpt_dir>/logs`` (replaced atomically); returns its path."""
     ckpt_dir = Path(ckpt_dir)
     path = ckpt_dir / CURVES_NAME
-    curves_figure(read_run_logs(ckpt_dir / LOGS_DIR), f"{ckpt_dir.name}: ").save(path, optimize=True)
-    return path
+    figure = curves_figure(read_run_logs(ckpt_dir / LOGS_DIR), f"{ckpt_dir.name}: ")
+    return atomic_write(path, lambda file: figure.save(file, format="PNG", optimize=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.ckpt_dir}/{LOGS_DIR} does not exist; give the --ckpt_dir of a training run",
               file=sys.stderr)
         return 2
-    print(f"wrote {write_curves(args.ckpt_dir)}")
+    try:
+        print(f"wrote {write_curves(args.ckpt_dir)}")
+    except OutputError as err:  # a full disk: the earlier curves.png is intact
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

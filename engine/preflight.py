@@ -19,10 +19,8 @@ The datasets are checked next (``data/check.py``), also before any heavy work.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -35,6 +33,8 @@ from net.checkpoint import Checkpoint, CheckpointError, read_checkpoint
 from net.prompts import PromptError
 from net.registry import NetworkError, NetworkSpec
 from utils.image_io import ImageReadError
+from utils.outputs import OutputError, check_output_dir
+from utils.run_lock import LockError
 from utils.tiling import tile_problems
 
 T = TypeVar("T")
@@ -45,7 +45,8 @@ class UsageError(Exception):
     """A problem with the user's options or files; printed as 'error: ...' without a traceback (exit 2)."""
 
 
-USER_ERRORS = (UsageError, DataError, CheckpointError, PromptError, NetworkError, ImageReadError)
+USER_ERRORS = (UsageError, DataError, CheckpointError, PromptError, NetworkError, ImageReadError, OutputError,
+               LockError)
 """Exceptions that mean a user's mistake (exit status 2, one message), not a bug (a traceback)."""
 
 
@@ -186,25 +187,12 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> li
 
 
 def writable_dir(path: str | Path, flag: str) -> str | None:
-    """The problem with ``path`` as an output folder, else None. Leaves nothing behind: folders it had
-    to create to try are removed again."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        return f"--{flag} {path} is an existing file, not a folder; choose a folder"
-    created = []
+    """The problem with ``path`` as the output folder of ``--flag`` (``utils.outputs.check_output_dir``:
+    not a file, creatable and writable), else None. Creates nothing."""
     try:
-        for folder in reversed([path, *path.parents]):
-            if not folder.exists():
-                folder.mkdir()
-                created.append(folder)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        return f"--{flag} {path} cannot be written ({err.strerror or err}); choose a folder you can write to"
-    finally:
-        for folder in reversed(created):
-            with contextlib.suppress(OSError):  # another process (a DDP rank) may have filled it meanwhile
-                folder.rmdir()
+        check_output_dir(path)
+    except OutputError as err:
+        return f"--{flag}: {err}"
     return None
 
 

@@ -27,6 +27,7 @@ from engine.common import UsageError, accelerator, run_cli
 from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
 from options import build_recognizer_train_parser, dataset_paths
+from utils.outputs import check_output
 from utils.tasks import SETTINGS, TASKS
 
 BRIGHTEN_PROBABILITY = 0.7
@@ -82,7 +83,8 @@ def _device(name: str) -> torch.device:
 
 
 def _check_options(args) -> tuple[list[str], list[str], Path]:
-    """(training tasks, validation tasks, output path); UsageError naming the flag otherwise."""
+    """(training tasks, validation tasks, output path); UsageError naming the flag otherwise, OutputError
+    for an --output that exists (without --overwrite) or cannot be written. Creates nothing."""
     setting_tasks = list(SETTINGS[args.setting].train_repeats)
     de_type = list(dict.fromkeys(args.de_type or setting_tasks))
     foreign = [t for t in de_type if t not in setting_tasks]
@@ -106,10 +108,7 @@ def _check_options(args) -> tuple[list[str], list[str], Path]:
     output = Path(args.output or f"checkpoints/recognizer_{args.setting}.pt")
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / 'recognizer.pt'}")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--output {output}: cannot create its folder ({err.strerror}); choose another path") from None
+    check_output(output, overwrite=args.overwrite)  # before training: an existing file needs --overwrite
     return de_type, val_tasks, output
 
 

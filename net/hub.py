@@ -3,7 +3,9 @@
 The format is ``net/checkpoint/hub_folder.py``; DFPIR's ``save_pretrained`` / ``from_pretrained`` and
 its model card are ``net/dfpir_hub.py``. ``python -m net.hub --ckpt FILE --out DIR
 [--push_to_hub USER/NAME]`` reads FILE in any format (``net.checkpoint.read_checkpoint``), writes
-the folder with its model card, and uploads it.
+the folder with its model card, and uploads it. A non-empty ``--out`` is refused unless
+``--overwrite`` is given, which replaces the files the conversion writes (atomically, each moved into
+place once all are written) and keeps every other file of the folder.
 """
 
 from __future__ import annotations
@@ -12,17 +14,24 @@ import argparse
 import re
 import shutil
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from huggingface_hub import HfApi, constants
 
 from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
-from net.checkpoint.hub_folder import hub_reachable
+from net.checkpoint.hub_folder import CARD_FILE, HUB_FILES, hub_reachable
 from net.dfpir import DFPIR
 from net.prompts import BACKENDS, PromptError, build_prompt_table
 from net.registry import DEFAULT_MODEL, NetworkError, model_names, resolve_network
-from net.space import space_problem, write_space
-from utils.cli_options import add_checkpoint_option, add_model_option, add_prompt_options, new_parser
+from net.space import check_space_dir, write_space
+from utils.cli_options import (
+    add_checkpoint_option,
+    add_model_option,
+    add_overwrite_flag,
+    add_prompt_options,
+    new_parser,
+)
+from utils.outputs import OutputError, check_not_input, check_output_dir, staged_folder
 from utils.tasks import prompt_set_names
 
 
@@ -32,10 +41,38 @@ def _embedded_images(markdown: str) -> list[str]:
     return [p for p in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", markdown) if "://" not in p]
 
 
+def _results_images(results: Path, markdown: str) -> list[PurePath]:
+    """The pictures ``markdown`` (the text of ``results``) embeds that are files inside the results folder,
+    relative to it. One that leaves the folder (``../x.png``, an absolute path, a link leading out) is
+    skipped with a warning: it is never read nor copied."""
+    folder = results.parent.resolve()
+    images = []
+    for name in _embedded_images(markdown):
+        source = (results.parent / name).resolve()
+        if PurePath(name).is_absolute() or not source.is_relative_to(folder):
+            print(f"warning: --results {results} embeds {name}, which is not inside {results.parent}; "
+                  "not copied into --out", file=sys.stderr)
+        elif source.is_file():
+            images.append(source.relative_to(folder))
+    return images
+
+
+def _check_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
+    """Refuse ``out`` before converting: a file, unwritable, or (without ``overwrite``) a non-empty folder;
+    with ``overwrite``, a Hub file there that is one of the ``inputs`` (the checkpoint's own files)."""
+    check_output_dir(out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"--out {out} exists and is not an empty folder; pass --overwrite to replace the Hub "
+                          "files in it (its other files are kept), or choose a new folder")
+    for name in (*HUB_FILES, CARD_FILE):
+        check_not_input(out / name, inputs)
+
+
 def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prompt_set: str = "detailed",
             prompt_embeddings: str | Path | None = None, prompt_backend: str = "clip",
-            results: str | Path | None = None) -> DFPIR:
-    """Any checkpoint -> a Hub folder at ``out`` (which must be new or empty); returns the loaded network.
+            results: str | Path | None = None, overwrite: bool = False) -> DFPIR:
+    """Any checkpoint -> a Hub folder at ``out`` (new or empty; ``overwrite``: its Hub files are replaced,
+    its other files kept); returns the loaded network. ``out`` is checked before the checkpoint is read.
 
     The network (``net.registry.resolve_network``) and the prompt table come from the checkpoint when
     it records them (this project's .ckpt, a Hub folder), else from ``model`` (default paper) and the
@@ -43,8 +80,7 @@ def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prom
     ``results``: a results.md embedded in the model card, with the pictures it shows.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CheckpointError(f"--out {out} exists and is not an empty folder; choose a new folder or remove it")
+    _check_out(out, overwrite, [Path(ckpt), *(Path(ckpt) / name for name in HUB_FILES)])
     source = read_checkpoint(ckpt)
     net = resolve_network(model, source).build()
     if not isinstance(net, DFPIR):
@@ -56,18 +92,18 @@ def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prom
         net.prompt_table = build_prompt_table(prompt_set, prompt_backend, prompt_embeddings)
         net.prompt_set = prompt_set
     card: dict[str, str] = {"source": f"`{Path(str(ckpt)).name}` ({source.format} format)"}
-    images: list[Path] = []
+    images: list[PurePath] = []
     if results is not None:
         results = Path(results)
         if not results.is_file():
             raise CheckpointError(f"--results {results} does not exist (give the results.md of a test run)")
         card["results"] = results.read_text()
-        images = [results.parent / p for p in _embedded_images(card["results"]) if (results.parent / p).is_file()]
-    net.save_pretrained(out, model_card_kwargs=card)
-    for image in images:
-        target = out / image.relative_to(results.parent)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(image, target)
+        images = _results_images(results, card["results"])
+    with staged_folder(out) as staging:
+        net.save_pretrained(staging, model_card_kwargs=card)
+        for image in images:
+            (staging / image).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(results.parent / image, staging / image)
     return net
 
 
@@ -79,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_checkpoint_option(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="the Hub folder to write (new or empty)")
+    add_overwrite_flag(parser, "the Hub files (and --space files) in a non-empty --out (other files are kept)")
     add_model_option(parser, model_names(), DEFAULT_MODEL)
     add_prompt_options(parser, prompt_set_names(), BACKENDS)
     parser.add_argument("--results", default=None, metavar="FILE",
@@ -93,21 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.space and (problem := space_problem(args.space)):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
     try:
+        if args.space:
+            check_space_dir(args.space, args.overwrite)  # before converting
         net = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,
                       prompt_embeddings=args.prompt_embeddings, prompt_backend=args.prompt_backend,
-                      results=args.results)
-    except (CheckpointError, PromptError, NetworkError) as err:
+                      results=args.results, overwrite=args.overwrite)
+        print(f"wrote {args.out}/: {', '.join(sorted(p.name for p in Path(args.out).iterdir()))} "
+              f"(prompts: {net.prompt_table.source})")
+        if args.space:
+            print(f"wrote the Space {write_space(args.out, args.space, args.push_to_hub, args.overwrite)}/; "
+                  f"push it with: hf upload --repo-type space USER/NAME {args.space}")
+    except (CheckpointError, PromptError, NetworkError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}/: {', '.join(sorted(p.name for p in Path(args.out).iterdir()))} "
-          f"(prompts: {net.prompt_table.source})")
-    if args.space:
-        print(f"wrote the Space {write_space(args.out, args.space, args.push_to_hub)}/; push it with: "
-              f"hf upload --repo-type space USER/NAME {args.space}")
     if args.push_to_hub:
         if not hub_reachable():
             print(f"error: {constants.ENDPOINT} cannot be reached; upload {args.out} later with "

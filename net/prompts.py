@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 from net.dgpb import TEXT_DIM
-from utils.cli_options import add_prompt_options, new_parser
+from utils.cli_options import add_overwrite_flag, add_prompt_options, new_parser
+from utils.outputs import OutputError, atomic_write, check_output
 from utils.tasks import TASK_BY_ID, TASKS, prompt_set_names, prompts_of
 
 CLIP_MODEL = "ViT-B-32"
@@ -229,10 +230,10 @@ def load_prompt_file(path: str | Path, prompts: list[str]) -> torch.Tensor:
 
 
 def save_prompt_file(path: str | Path, table: PromptTable) -> None:
-    """Write {prompt: 512-d float32 tensor} (the ``--prompt_embeddings`` format)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({p: e.clone() for p, e in zip(table.prompts, table.embeddings, strict=True)}, path)
+    """Write {prompt: 512-d float32 tensor} (the ``--prompt_embeddings`` format), atomically
+    (``utils.outputs.atomic_write``: an earlier file is replaced whole or left unchanged)."""
+    codes = {p: e.clone() for p, e in zip(table.prompts, table.embeddings, strict=True)}
+    atomic_write(path, lambda file: torch.save(codes, file))
 
 
 @contextlib.contextmanager
@@ -301,17 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export", required=True, metavar="FILE", help="where to write the prompt-table file")
     add_prompt_options(parser, prompt_set_names(), BACKENDS, embeddings=False)
     parser.add_argument("--device", default=None, help="device for CLIP (default: cuda if present, else cpu)")
+    add_overwrite_flag(parser, "an existing --export file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Export a prompt table; exit status 2 with one line for a user's mistake (an existing --export
+    without --overwrite, an unwritable path: refused before CLIP is loaded)."""
     args = build_parser().parse_args(argv)
     try:
+        check_output(args.export, overwrite=args.overwrite)
         table = build_prompt_table(args.prompt_set, args.prompt_backend, device=args.device)
-    except PromptError as err:
+        save_prompt_file(args.export, table)
+    except (PromptError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
-    save_prompt_file(args.export, table)
+        return 2
     print(f"wrote {args.export}: {len(table.prompts)} prompts, source: {table.source}")
     for line in describe_tasks(table):
         print(f"  {line}")

@@ -11,6 +11,9 @@
   app.py quickstart.py options.py data/ engine/ net/ utils/   the project's code that app.py runs
 ```
 
+A non-empty ``<space_dir>`` is refused unless ``overwrite`` (``--overwrite``), which replaces the files
+written here (atomically, each moved into place once all are written) and keeps every other file.
+
 Push it with ``hf upload --repo-type space USER/NAME <space_dir>`` (docs/demo.md, "Web demo"), or let
 ``python -m net.hub --space DIR`` write it beside the model folder.
 """
@@ -21,7 +24,7 @@ import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from net.checkpoint import CheckpointError
+from utils.outputs import OutputError, check_output_dir, staged_folder
 
 REPO = Path(__file__).resolve().parents[1]
 CODE = ("app.py", "quickstart.py", "options.py", "data", "engine", "net", "utils")
@@ -47,38 +50,41 @@ def space_readme(title: str, model_repo: str | None = None) -> str:
             "after; the restored image downloads as a full-resolution PNG.\n")
 
 
-def space_problem(space_dir: str | Path) -> str | None:
-    """Why ``space_dir`` cannot take a Space (it exists and is not an empty folder), or None."""
+def check_space_dir(space_dir: str | Path, overwrite: bool = False) -> None:
+    """OutputError (one line) if ``space_dir`` cannot take a Space: a file, unwritable, or a non-empty folder
+    without ``overwrite``. Creates nothing."""
     space_dir = Path(space_dir)
-    if space_dir.exists() and (not space_dir.is_dir() or any(space_dir.iterdir())):
-        return f"--space {space_dir} exists and is not an empty folder; choose a new folder"
-    return None
+    check_output_dir(space_dir)
+    if space_dir.is_dir() and any(space_dir.iterdir()) and not overwrite:
+        raise OutputError(f"--space {space_dir} exists and is not an empty folder; pass --overwrite to replace the "
+                          "Space's files in it (its other files are kept), or choose a new folder")
 
 
-def write_space(model_dir: str | Path, space_dir: str | Path, model_repo: str | None = None) -> Path:
-    """Write the Space of the Hub folder ``model_dir`` into ``space_dir`` (new or empty); returns space_dir.
+def write_space(model_dir: str | Path, space_dir: str | Path, model_repo: str | None = None,
+                overwrite: bool = False) -> Path:
+    """Write the Space of the Hub folder ``model_dir`` into ``space_dir`` (new or empty; ``overwrite``: the
+    Space's files there are replaced, other files kept); returns space_dir.
 
     model_repo: the model's Hub repository, linked from the Space's page.
     """
     model_dir, space_dir = Path(model_dir), Path(space_dir)
-    if problem := space_problem(space_dir):
-        raise CheckpointError(problem)
-    space_dir.mkdir(parents=True, exist_ok=True)
+    check_space_dir(space_dir, overwrite)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in CODE:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, space_dir / name, ignore=ignore)
-        else:
-            shutil.copyfile(source, space_dir / name)
-    shutil.copytree(model_dir, space_dir / MODEL_DIR, ignore=ignore)
-    requirements = (REPO / "requirements.txt").read_text().rstrip("\n")
-    gradio = next(line for line in (REPO / "requirements-app.txt").read_text().splitlines()
-                  if line.startswith("gradio"))
-    (space_dir / "requirements.txt").write_text(f"{requirements}\n{gradio}\n")
-    (space_dir / LAUNCHER).write_text(
-        '"""The Space\'s entry point: the web demo on the model folder beside it."""\n\n'
-        "import sys\n\nimport app\n\n"
-        f'sys.exit(app.main(["--ckpt", "{MODEL_DIR}", "--host", "0.0.0.0", "--port", "7860"]))\n')
-    (space_dir / "README.md").write_text(space_readme("DFPIR", model_repo))
+    with staged_folder(space_dir) as staging:
+        for name in CODE:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, staging / name, ignore=ignore)
+            else:
+                shutil.copyfile(source, staging / name)
+        shutil.copytree(model_dir, staging / MODEL_DIR, ignore=ignore)
+        requirements = (REPO / "requirements.txt").read_text().rstrip("\n")
+        gradio = next(line for line in (REPO / "requirements-app.txt").read_text().splitlines()
+                      if line.startswith("gradio"))
+        (staging / "requirements.txt").write_text(f"{requirements}\n{gradio}\n")
+        (staging / LAUNCHER).write_text(
+            '"""The Space\'s entry point: the web demo on the model folder beside it."""\n\n'
+            "import sys\n\nimport app\n\n"
+            f'sys.exit(app.main(["--ckpt", "{MODEL_DIR}", "--host", "0.0.0.0", "--port", "7860"]))\n')
+        (staging / "README.md").write_text(space_readme("DFPIR", model_repo))
     return space_dir

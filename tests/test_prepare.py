@@ -13,6 +13,7 @@ from data.check import check_data
 from data.finders import ImageTree, PrepareError, find_gopro, find_lol, find_rain100l, find_reside
 from data.layouts import DatasetPaths
 from data.prepare import main
+from utils.run_lock import LOCK_NAME
 from utils.tasks import SETTINGS
 
 PATCH = 16
@@ -89,9 +90,10 @@ def prepare(base: Path, out: Path, *extra: str) -> int:
 
 
 def snapshot(folder: Path) -> dict[str, tuple]:
-    """Every entry under ``folder``: link target, or size and modification time of a file."""
+    """Every entry under ``folder``: link target, or size and modification time of a file (not the run
+    lock's file, which each run rewrites)."""
     entries = {}
-    for path in sorted(folder.rglob("*")):
+    for path in sorted(p for p in folder.rglob("*") if p.name != LOCK_NAME):
         entries[str(path.relative_to(folder))] = (
             ("link", os.readlink(path)) if path.is_symlink() else
             ("dir",) if path.is_dir() else ("file", path.stat().st_size, path.stat().st_mtime_ns))

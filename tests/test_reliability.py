@@ -13,14 +13,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import demo
 import quickstart
-from engine import report
+from data import prepare
+from data.placement import copy_file
+from engine import recognizer, report
+from engine.checks import writable_dir
 from engine.report import write_results
-from utils.outputs import OutputError, WriteError, atomic_write, check_output, check_output_dir
+from net import hub, prompts
+from net.prompts import PromptTable, load_prompt_file, prompt_list
+from net.recognizer import DegradationRecognizer, save_recognizer
+from net.registry import create_model
+from utils.image_io import write_png
+from utils.outputs import OutputError, WriteError, atomic_write, check_output, check_output_dir, staged_folder
 from utils.run_lock import LOCK_NAME, LockHeld, RunLock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -396,3 +406,307 @@ def test_results_json_is_strict_with_a_nan_metric(tmp_path, capsys, monkeypatch)
     write_results(tmp_path, results, "5D", "test")  # rewritten after the next task: warned once
     assert capsys.readouterr().err == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Every command with a user-named output (issue 25, second round)
+
+
+@pytest.fixture
+def nothing_heavy(monkeypatch):
+    """Training, the CLIP load, the checkpoint read of a conversion and the demo's restoring replaced by a
+    failure: a test of a refusal must never reach them."""
+    def reached(*args, **kwargs):
+        raise AssertionError("the command started working instead of refusing")
+    for module, name in ((recognizer, "TrainMixture"), (recognizer, "eval_loaders"),
+                         (prompts, "build_prompt_table"), (hub, "read_checkpoint"), (demo, "Restorer")):
+        monkeypatch.setattr(module, name, reached)
+
+
+def test_recognizer_output_that_is_a_training_runs_last_ckpt_is_refused(user_folder, nothing_heavy, capsys):
+    last = user_folder / "checkpoints" / "DFPIR_3D" / "last.ckpt"
+    before = snapshot(user_folder)
+    assert recognizer.main(["--setting", "3D", "--output", str(last), "--val_tasks", "none"]) == 2
+    assert one_line(capsys.readouterr().err) == (f"error: output {last} already exists; pass --overwrite to replace "
+                                                 "it, or choose another path")
+    assert snapshot(user_folder) == before
+
+
+def test_recognizer_output_below_a_file_is_refused_before_training(tmp_path, nothing_heavy, capsys):
+    (tmp_path / "file").write_text("x")
+    before = snapshot(tmp_path)
+    output = tmp_path / "file" / "recognizer.pt"
+    assert recognizer.main(["--setting", "3D", "--output", str(output), "--val_tasks", "none"]) == 2
+    assert one_line(capsys.readouterr().err) == (f"error: cannot write {output}: {tmp_path / 'file'} is a file; "
+                                                 "choose another path")
+    assert snapshot(tmp_path) == before
+
+
+def test_full_disk_while_saving_the_recognizer_keeps_the_earlier_file(tmp_path, monkeypatch):
+    output = tmp_path / "recognizer.pt"
+    output.write_bytes(b"the earlier recogniser")
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(WriteError) as failed:
+        save_recognizer(output, DegradationRecognizer("3D"))
+    assert one_line(str(failed.value)).startswith(f"cannot write {output}: no space left on device")
+    assert output.read_bytes() == b"the earlier recogniser"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recognizer.pt"]  # no .tmp left behind
+
+
+def test_prompt_export_that_exists_is_refused_before_the_clip_load(user_folder, nothing_heavy, capsys):
+    before = snapshot(user_folder)
+    assert prompts.main(["--export", str(user_folder / "notes.txt")]) == 2
+    assert one_line(capsys.readouterr().err) == (f"error: output {user_folder / 'notes.txt'} already exists; pass "
+                                                 "--overwrite to replace it, or choose another path")
+    assert snapshot(user_folder) == before
+
+
+def test_prompt_export_with_overwrite_replaces_the_file(tmp_path, monkeypatch, capsys):
+    table = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "test")
+    monkeypatch.setattr(prompts, "build_prompt_table", lambda *args, **kwargs: table)  # CLIP takes a minute here
+    export = tmp_path / "prompts.pt"
+    export.write_bytes(b"earlier")
+    assert prompts.main(["--export", str(export), "--overwrite"]) == 0
+    assert load_prompt_file(export, prompt_list("detailed")).shape == (7, 512)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.pt"]
+
+
+def test_png_write_on_a_full_disk_keeps_the_earlier_file(tmp_path, monkeypatch):
+    target = tmp_path / "restored.png"
+    target.write_bytes(b"an earlier restoration")
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(WriteError, match=f"^cannot write {target}: no space left on device"):
+        write_png(target, np.zeros((4, 4, 3), np.uint8))
+    assert target.read_bytes() == b"an earlier restoration"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["restored.png"]
+
+
+def test_an_output_folder_check_creates_nothing(tmp_path):
+    assert writable_dir(tmp_path / "a" / "b", "output_path") is None
+    (tmp_path / "file").write_text("x")
+    assert writable_dir(tmp_path / "file", "ckpt_dir") == (f"--ckpt_dir: output folder {tmp_path / 'file'} exists "
+                                                           "and is not a folder; choose a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# The demo
+
+
+@pytest.fixture
+def hub_model(tmp_path) -> Path:
+    """A tiny DFPIR as a Hub folder (fast to read and to run)."""
+    torch.manual_seed(0)
+    net = create_model("tiny")
+    net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
+    net.save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def photos(folder: Path, *names: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(names):
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def run_demo(model: Path, *argv: str) -> int:
+    return demo.main(["--ckpt", str(model), "--degradation", "haze", "--device", "cpu", *argv])
+
+
+def test_demo_refuses_an_earlier_runs_restorations_before_restoring(hub_model, tmp_path, nothing_heavy, capsys):
+    inputs = photos(tmp_path / "photos", "a.png", "b.png")
+    out = tmp_path / "restored"
+    out.mkdir()
+    (out / "b_compare.png").write_bytes(b"an earlier run's figure")
+    before = snapshot(tmp_path)
+    assert run_demo(hub_model, "--input", str(inputs), "--output_dir", str(out), "--compare") == 2
+    assert one_line(capsys.readouterr().err) == (f"error: output {out / 'b_compare.png'} already exists; pass "
+                                                 "--overwrite to replace it, or choose another path")
+    assert snapshot(tmp_path) == before
+
+
+def test_demo_refuses_an_output_linked_to_an_input_even_with_overwrite(hub_model, tmp_path, nothing_heavy, capsys):
+    inputs = photos(tmp_path / "photos", "a.png")
+    out = tmp_path / "restored"
+    out.mkdir()
+    (out / "a.png").symlink_to(inputs / "a.png")
+    before = snapshot(tmp_path)
+    assert run_demo(hub_model, "--input", str(out / "a.png"), "--output_dir", str(out), "--overwrite") == 2
+    assert one_line(capsys.readouterr().err).startswith(f"error: --output_dir {out} is the folder of the input images")
+    assert run_demo(hub_model, "--input", str(inputs), "--output_dir", str(out), "--overwrite") == 2
+    assert one_line(capsys.readouterr().err) == (f"error: output {out / 'a.png'} is one of the inputs (it resolves to "
+                                                 f"{inputs / 'a.png'}); choose an output that is not an input")
+    assert snapshot(tmp_path) == before
+
+
+def test_demo_with_overwrite_replaces_its_outputs_only(hub_model, tmp_path, capsys):
+    inputs = photos(tmp_path / "photos", "a.png")
+    out = tmp_path / "restored"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"an earlier restoration")
+    (out / "notes.txt").write_text("mine\n")
+    assert run_demo(hub_model, "--input", str(inputs), "--output_dir", str(out), "--overwrite") == 0
+    assert Image.open(out / "a.png").size == (24, 20)
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine\n"
+
+
+# python -m net.hub
+
+
+def test_hub_out_that_is_not_empty_is_refused_naming_overwrite(user_folder, nothing_heavy, capsys):
+    before = snapshot(user_folder)
+    assert hub.main(["--ckpt", str(user_folder / "checkpoints" / "DFPIR_3D" / "last.ckpt"),
+                     "--out", str(user_folder)]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"error: --out {user_folder} exists and is not an empty folder; pass --overwrite to replace the Hub files in "
+        "it (its other files are kept), or choose a new folder")
+    assert snapshot(user_folder) == before
+
+
+def test_hub_out_below_a_file_is_refused_before_converting(tmp_path, nothing_heavy, capsys):
+    (tmp_path / "file").write_text("x")
+    before = snapshot(tmp_path)
+    assert hub.main(["--ckpt", "model.ckpt", "--out", str(tmp_path / "file" / "hub")]) == 2
+    assert one_line(capsys.readouterr().err) == (f"error: cannot write {tmp_path / 'file' / 'hub'}: "
+                                                 f"{tmp_path / 'file'} is a file; choose another path")
+    assert snapshot(tmp_path) == before
+
+
+def test_hub_overwrite_replaces_its_files_and_keeps_the_others(hub_model, tmp_path, capsys):
+    out = tmp_path / "hub"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"an earlier model")
+    (out / "notes.txt").write_text("mine\n")
+    assert hub.main(["--ckpt", str(hub_model), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "model.safetensors").read_bytes() == (hub_model / "model.safetensors").read_bytes()
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "notes.txt",
+                                                    "prompt_table.safetensors"]
+
+
+def test_hub_overwrite_never_writes_over_the_checkpoint_it_converts(hub_model, capsys):
+    before = snapshot(hub_model)
+    assert hub.main(["--ckpt", str(hub_model), "--out", str(hub_model), "--overwrite"]) == 2
+    assert one_line(capsys.readouterr().err) == (f"error: output {hub_model / 'config.json'} is one of the inputs; "
+                                                 "choose an output that is not an input")
+    assert snapshot(hub_model) == before
+
+
+def test_hub_results_images_outside_the_results_folder_are_skipped(hub_model, tmp_path, capsys):
+    results = tmp_path / "eval" / "results.md"
+    results.parent.mkdir()
+    (tmp_path / "x.png").write_bytes(b"the user's picture")
+    (results.parent / "inside.png").write_bytes(b"a figure")
+    results.write_text(f"![a](inside.png) ![b](../x.png) ![c]({tmp_path / 'x.png'})\n")
+    out = tmp_path / "hub"
+    assert hub.main(["--ckpt", str(hub_model), "--out", str(out), "--results", str(results)]) == 0
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert warnings == [f"warning: --results {results} embeds {name}, which is not inside {results.parent}; not "
+                        "copied into --out" for name in ("../x.png", tmp_path / "x.png")]
+    assert (out / "inside.png").read_bytes() == b"a figure"
+    assert (tmp_path / "x.png").read_bytes() == b"the user's picture"
+    assert not (out / "x.png").exists()
+
+
+def test_space_that_is_not_empty_is_refused_naming_overwrite(tmp_path, nothing_heavy, capsys):
+    space = tmp_path / "space"
+    space.mkdir()
+    (space / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    assert hub.main(["--ckpt", "model.ckpt", "--out", str(tmp_path / "hub"), "--space", str(space)]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"error: --space {space} exists and is not an empty folder; pass --overwrite to replace the Space's files in "
+        "it (its other files are kept), or choose a new folder")
+    assert snapshot(tmp_path) == before
+
+
+# python -m data.prepare
+
+
+def lol_download(folder: Path) -> Path:
+    """The LOL archive's layout, one tiny pair per split."""
+    for split, name in (("our485", "2.png"), ("eval15", "1.png")):
+        photos(folder / split / "low", name)
+        photos(folder / split / "high", name)
+    return folder
+
+
+def prepare_lol(tmp_path: Path, out: Path, *extra: str) -> int:
+    download = lol_download(tmp_path / "downloads" / "LOLdataset")
+    return prepare.main(["--out", str(out), "--lol", str(download), "--data_file_dir", "none", "--no_check", *extra])
+
+
+def test_prepare_target_below_a_file_is_refused_before_anything(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    before = snapshot(tmp_path)
+    assert prepare.main(["--out", str(tmp_path / "file" / "data"), "--lol", str(tmp_path / "nowhere")]) == 2
+    assert one_line(capsys.readouterr().err) == (f"error: cannot write {tmp_path / 'file' / 'data'}: "
+                                                 f"{tmp_path / 'file'} is a file; choose another path")
+    assert snapshot(tmp_path) == before
+
+
+def test_prepare_read_only_target_is_refused_before_anything(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "data"
+    out.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != out)  # as root, simulated
+    assert prepare.main(["--out", str(out), "--lol", str(tmp_path / "nowhere")]) == 2
+    assert one_line(capsys.readouterr().err) == (f"error: cannot write {out}: {out} is not writable (permission "
+                                                 "denied); choose a folder you can write to")
+    assert list(out.iterdir()) == []
+
+
+def test_second_prepare_on_one_target_is_refused_naming_the_first(tmp_path, capsys):
+    out = tmp_path / "data"
+    out.mkdir()
+    holder = hold_lock(out)
+    try:
+        before = snapshot(out)
+        assert prepare_lol(tmp_path, out) == 2
+        message = one_line(capsys.readouterr().err)
+        assert message.startswith(f"error: dataset folder --out {out} is in use by pid {holder.pid} on host ")
+        assert snapshot(out) == before
+    finally:
+        holder.communicate("")
+
+
+def test_prepare_takes_over_the_lock_of_a_killed_run(tmp_path, capsys):
+    out = tmp_path / "data"
+    holder = hold_lock(out)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert prepare_lol(tmp_path, out) == 0
+    assert one_line(capsys.readouterr().err).startswith(f"note: taking over the lock of {out} left by pid {holder.pid}")
+    assert (out / "test" / "lowlight" / "low" / "1.png").is_symlink()
+
+
+def test_prepare_copy_on_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch):
+    source = photos(tmp_path / "download", "a.png") / "a.png"
+    target = tmp_path / "data" / "a.png"
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(WriteError, match=f"^cannot write {target}: no space left on device"):
+        copy_file(source, target)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_hub_conversion_on_a_full_disk_leaves_the_folder_as_it_was(hub_model, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "hub"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"an earlier model")
+    before = snapshot(out)
+    monkeypatch.setattr(os, "fsync", no_space)
+    assert hub.main(["--ckpt", str(hub_model), "--out", str(out), "--overwrite"]) == 2
+    assert one_line(capsys.readouterr().err).startswith(f"error: cannot write {out}/.staged.")
+    assert snapshot(out) == before  # no staging folder or .tmp left behind
+
+
+def test_staged_files_are_not_moved_when_one_destination_is_a_folder(tmp_path):
+    (tmp_path / "README.md").mkdir()
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(WriteError) as failed, staged_folder(tmp_path) as staging:
+        (staging / "config.json").write_text("{}\n")
+        (staging / "README.md").write_text("card\n")
+    assert one_line(str(failed.value)) == (f"cannot write into {tmp_path}: {tmp_path / 'README.md'} is a folder; "
+                                           "remove it or choose another folder")
+    assert snapshot(tmp_path) == before

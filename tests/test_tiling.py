@@ -85,6 +85,6 @@ def test_demo_restores_any_size_and_keeps_it(tmp_path, tiny_net, capsys):
             "--device", "cpu"]
     assert demo.main(argv) == 0
     assert Image.open(out / "odd.png").size == (50, 37) and Image.open(out / "gray.png").size == (30, 30)
-    assert demo.main(argv[:-2] + ["--tile", "16", "--tile_overlap", "8", "--device", "cpu"]) == 0
+    assert demo.main(argv[:-2] + ["--tile", "16", "--tile_overlap", "8", "--device", "cpu", "--overwrite"]) == 0
     assert demo.main(["--ckpt", str(ckpt), "--degradation", "rain", "--input", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from utils.outputs import atomic_write
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 """File extensions treated as images (compare lower-cased, e.g. ``path.suffix.lower()``)."""
 
@@ -104,7 +106,8 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def write_png(path: str | os.PathLike[str], img: np.ndarray) -> None:
-    """Write an RGB image as PNG, creating parent folders.
+    """Write an RGB image as PNG, creating parent folders, atomically (``utils.outputs.atomic_write``: an
+    earlier file is replaced whole or left unchanged; WriteError on a full disk).
 
     img: (H, W, 3) uint8, or floating point in [0, 1] (clipped to [0, 1], times 255, rounded).
     """
@@ -115,8 +118,8 @@ def write_png(path: str | os.PathLike[str], img: np.ndarray) -> None:
         img = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise ValueError(f"write_png({path}): expected uint8 or float in [0, 1], got dtype {img.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(img), mode="RGB").save(path, format="PNG")
+    image = Image.fromarray(np.ascontiguousarray(img), mode="RGB")
+    atomic_write(path, lambda file: image.save(file, format="PNG"))
 
 
 def parallel_map(

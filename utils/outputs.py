@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -206,3 +208,44 @@ def atomic_write(path: PathLike, content: Content, *, encoding: str = "utf-8") -
                 os.unlink(temporary)
     _sync_folder(path.parent)
     return path
+
+
+def _destination_problem(destination: Path) -> str | None:
+    """Why a staged file cannot be moved onto ``destination`` (a folder there, or a file in its path)."""
+    if destination.is_dir() and not destination.is_symlink():
+        return f"{destination} is a folder"
+    blocking = next((p for p in destination.parents if os.path.lexists(p) and not p.is_dir()), None)
+    return f"{blocking} is a file" if blocking is not None else None
+
+
+@contextlib.contextmanager
+def staged_folder(target: PathLike) -> Iterator[Path]:
+    """A new hidden folder inside ``target`` in which a command writes a set of outputs; yielded.
+
+    When the block ends without an error, each staged file is moved onto the same relative path in
+    ``target`` (``os.replace``: atomic per file; a file of that name is replaced, a symlink there is
+    replaced and never followed; no other file of ``target`` is touched). On any error, and after the
+    move, the staging folder is removed. A destination that is a folder, or lies below a file, is
+    found before any file is moved (WriteError, ``target`` unchanged).
+    """
+    target = Path(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staged.", suffix=TEMPORARY_SUFFIX, dir=target))
+    except OSError as error:
+        raise WriteError(f"cannot write {target}: {_reason(error)}; choose another folder") from error
+    try:
+        yield staging
+        files = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir() or p.is_symlink())
+        problems = [problem for name in files if (problem := _destination_problem(target / name))]
+        if problems:
+            raise WriteError(f"cannot write into {target}: {problems[0]}; remove it or choose another folder")
+        for name in files:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, target / name)
+    except OSError as error:
+        raise WriteError(f"cannot write into {target}: {_reason(error)}; free some space there or choose "
+                         "another folder") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _sync_folder(target)

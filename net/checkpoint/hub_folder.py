@@ -33,10 +33,12 @@ import torch
 from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from net.checkpoint.record import UNNAMED_ARCHITECTURE, Checkpoint, CheckpointError
 from net.prompts import PromptError, PromptTable
+from utils.outputs import atomic_write
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -54,22 +56,23 @@ _REACH_TIMEOUT_S = 3
 # --------------------------------------------------------------------------------------- writing
 def write_hub_files(directory: str | Path, state_dict: dict[str, torch.Tensor], architecture: str,
                     model_config: dict, prompt_table: PromptTable, prompt_set: str | None) -> None:
-    """model.safetensors, prompt_table.safetensors and config.json into ``directory`` (which exists).
+    """model.safetensors, prompt_table.safetensors and config.json into ``directory`` (which exists), each
+    written atomically (``utils.outputs.atomic_write``: an earlier file is replaced whole or left unchanged).
 
     architecture: the name config.json records (see the module docstring).
     """
     directory = Path(directory)
     weights = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    save_file(weights, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
-    save_file({"embeddings": prompt_table.embeddings.contiguous()}, str(directory / PROMPTS_FILE),
-              metadata={"format": "pt"})
+    atomic_write(directory / WEIGHTS_FILE, save_safetensors(weights, metadata={"format": "pt"}))
+    atomic_write(directory / PROMPTS_FILE, save_safetensors({"embeddings": prompt_table.embeddings.contiguous()},
+                                                            metadata={"format": "pt"}))
     config = {
         "architecture": architecture,
         "model_config": model_config,
         "prompt_set": prompt_set,
         "prompt_table": {"prompts": list(prompt_table.prompts), "source": prompt_table.source},
     }
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------- reading

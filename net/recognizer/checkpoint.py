@@ -10,6 +10,7 @@ import torch
 
 from net.checkpoint import CheckpointError, check_state_dict
 from net.recognizer.model import DegradationRecognizer, RecognizerConfig
+from utils.outputs import atomic_write
 
 FORMAT = "dfpir-degradation-recognizer"
 FORMAT_VERSION = 2
@@ -20,12 +21,11 @@ class RecognizerError(CheckpointError):
 
 
 def save_recognizer(path: str | Path, model: DegradationRecognizer, training: dict | None = None) -> None:
-    """Write a self-contained recogniser checkpoint (written to a temporary file, then renamed).
+    """Write a self-contained recogniser checkpoint atomically (``utils.outputs.atomic_write``: an earlier
+    file is replaced whole or left unchanged, no temporary file is left; WriteError on a full disk).
 
     training: how it was trained (steps, batch size, data ...), kept for the record.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -36,9 +36,7 @@ def save_recognizer(path: str | Path, model: DegradationRecognizer, training: di
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "training": training or {},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda file: torch.save(payload, file))
 
 
 def load_recognizer(path: str | Path, setting: str | None = None) -> DegradationRecognizer:
