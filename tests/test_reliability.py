@@ -23,7 +23,7 @@ import quickstart
 from data import prepare
 from data.placement import copy_file
 from engine import recognizer, report
-from engine.checks import writable_dir
+from engine.preflight import writable_dir
 from engine.report import write_results
 from net import hub, prompts
 from net.prompts import PromptTable, load_prompt_file, prompt_list
