@@ -84,7 +84,8 @@ def flag_problems(args: argparse.Namespace, network: NetworkSpec | None = None) 
     """Problems of the numeric and device flags present in ``args`` (train, test and demo parsers).
 
     ``network``: the run's network (``net.registry.resolve_network``), whose size multiple
-    ``--patch_size`` and ``--tile`` must respect (None: not known, not checked).
+    ``--patch_size`` and ``--tile`` must respect, and which refuses ``--blind`` / ``--recognizer``
+    if it takes no text prompts (None: not known, not checked).
     """
     problems = []
 
@@ -117,6 +118,10 @@ def flag_problems(args: argparse.Namespace, network: NetworkSpec | None = None) 
         problems += tile_problems(args.tile, args.tile_overlap, multiple)
     elif getattr(args, "tile_overlap", 0) < 0:
         problems.append(_bad("tile_overlap", args.tile_overlap, "must be 0 or more"))
+    if network is not None and not network.uses_text_prompts:
+        problems += [f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
+                     f"degradation recogniser does not apply to it; drop --{flag}"
+                     for flag in ("blind", "recognizer") if getattr(args, flag, None)]
     if getattr(args, "device", None) == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda: PyTorch sees no CUDA device here; use --device cpu (or auto), or check "
                         "the CUDA build of PyTorch (python -c 'import torch; print(torch.cuda.is_available())')")

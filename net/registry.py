@@ -146,8 +146,16 @@ class NetworkSpec:
         return recipe_of(self.architecture)
 
     @property
-    def text_dim(self) -> int:
-        """Width of the prompt codes the network takes: its ``text_dim`` setting, else CLIP's 512."""
+    def uses_text_prompts(self) -> bool:
+        """Whether the network reads text codes (the class attribute; False: blind, e.g. PromptIR)."""
+        return getattr(_architecture(self.architecture), "uses_text_prompts", True)
+
+    @property
+    def text_dim(self) -> int | None:
+        """Width of the prompt codes the network takes: its ``text_dim`` setting, else CLIP's 512; None
+        for a network without text prompts (it needs no prompt table)."""
+        if not self.uses_text_prompts:
+            return None
         return int(self.config.get("text_dim", CLIP_TEXT_DIM))
 
     def describe(self) -> str:
