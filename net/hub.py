@@ -2,9 +2,9 @@
 
 The format is ``net/checkpoint/hub_folder.py``; DFPIR's ``save_pretrained`` / ``from_pretrained`` and
 its model card are ``net/dfpir_hub.py``; any other registered network (PromptIR) is written with its
-architecture name and configuration, and without a prompt table if it takes no text prompts. ``python -m net.hub --ckpt FILE --out DIR
-[--push_to_hub USER/NAME]`` reads FILE in any format (``net.checkpoint.read_checkpoint``), writes
-the folder with its model card, and uploads it.
+architecture name and configuration, and without a prompt table if it takes no text prompts.
+``python -m net.hub --ckpt FILE --out DIR [--push_to_hub USER/NAME]`` reads FILE in any format
+(``net.checkpoint.read_checkpoint``), writes the folder with its model card, and uploads it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants
-
 from torch import nn
 
 from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
