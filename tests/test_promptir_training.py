@@ -94,3 +94,15 @@ def test_the_lr_of_each_of_the_first_17_epochs_and_after_a_resume(data_root, tmp
     resumed = read_checkpoint(tmp_path / "resumed" / "last.ckpt").state_dict
     assert all(torch.equal(resumed[k], v) for k, v in last.state_dict.items())
     assert not list((tmp_path / "resumed").glob("epoch*.ckpt"))  # the flag overrides the recipe
+
+
+def test_a_run_interrupted_mid_epoch_resumes_exactly(data_root, tmp_path):
+    """Batch 4: 2 steps per epoch; stopped after step 5 (mid epoch 2, the first with a non-zero lr), resumed
+    to the end of epoch 3."""
+    common = ("--batch_size", "4", "--epochs", "4", "--no-keep_every_epoch")
+    _train(data_root, tmp_path / "straight", *common)
+    _train(data_root, tmp_path / "resumed", *common, "--max_steps", "5")
+    _train(data_root, tmp_path / "resumed", *common, "--resume", "auto")
+    straight = read_checkpoint(tmp_path / "straight" / "last.ckpt").state_dict
+    resumed = read_checkpoint(tmp_path / "resumed" / "last.ckpt").state_dict
+    assert all(torch.equal(resumed[k], v) for k, v in straight.items())
