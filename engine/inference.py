@@ -140,6 +140,9 @@ def open_restorer(args: argparse.Namespace) -> Restorer:
     of :func:`add_network_flags`; every degradation it offers gets its prompt code (for the web app)."""
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
+    if args.recognizer is not None and not network.uses_text_prompts:
+        raise UsageError(f"--recognizer: {network.describe()} takes no text prompts (it is blind by construction), "
+                         "so a degradation recogniser does not apply to it; drop --recognizer")
     model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []
