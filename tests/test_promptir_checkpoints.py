@@ -128,3 +128,21 @@ def test_init_from_the_released_file_trains_promptir_without_prompts(released, d
     last = read_checkpoint(ckpt_dir / "last.ckpt")
     assert last.architecture == "promptir" and last.model_config == PromptIRConfig.released().to_dict()
     assert last.prompt_table is None and len(last.state_dict) == 548
+
+
+def test_the_web_apps_restorer_is_blind_for_promptir(tmp_path):
+    from argparse import Namespace
+
+    from engine.checks import UsageError
+    from engine.inference import BLIND, open_restorer
+
+    bare = tmp_path / "promptir_tiny.pt"
+    torch.save(create_model("promptir_tiny").state_dict(), bare)
+    args = Namespace(ckpt=str(bare), model=None, recognizer=None, device="cpu", prompt_set="detailed",
+                     prompt_embeddings=None, prompt_backend="clip")  # CLIP is never asked for
+    restorer = open_restorer(args)
+    assert "rain" in restorer.degradations  # offered, each restored blindly
+    result = restorer.restore(np.zeros((12, 20, 3), dtype=np.uint8), "rain")
+    assert result.degradation == BLIND and result.image.shape == (12, 20, 3)
+    with pytest.raises(UsageError, match="--recognizer: promptir_tiny .* drop --recognizer"):
+        open_restorer(Namespace(**{**vars(args), "recognizer": "r.pt"}))

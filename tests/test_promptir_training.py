@@ -106,3 +106,12 @@ def test_a_run_interrupted_mid_epoch_resumes_exactly(data_root, tmp_path):
     straight = read_checkpoint(tmp_path / "straight" / "last.ckpt").state_dict
     resumed = read_checkpoint(tmp_path / "resumed" / "last.ckpt").state_dict
     assert all(torch.equal(resumed[k], v) for k, v in straight.items())
+
+
+def test_the_5d_mixture_trains_promptir(data_root, tmp_path):
+    argv = ["--data_root", str(data_root), "--ckpt_dir", str(tmp_path / "run"), "--model", "promptir_tiny",
+            "--patch_size", "32", "--batch_size", "2", "--num_workers", "0", "--device", "cpu", "--logger", "csv",
+            "--data_file_dir", "none", "--max_steps", "2", "--no-keep_every_epoch"]
+    assert train_main("5D", argv) == 0
+    last = read_checkpoint(tmp_path / "run" / "last.ckpt")
+    assert last.architecture == "promptir" and last.run_config["setting"] == "5D" and last.prompt_table is None
