@@ -115,3 +115,17 @@ def test_the_5d_mixture_trains_promptir(data_root, tmp_path):
     assert train_main("5D", argv) == 0
     last = read_checkpoint(tmp_path / "run" / "last.ckpt")
     assert last.architecture == "promptir" and last.run_config["setting"] == "5D" and last.prompt_table is None
+
+
+def test_compiled_promptir_training_is_one_graph(data_root, tmp_path, monkeypatch):
+    """--compile takes DFPIR's path: the whole training step one graph (aot_eager here, as in test_training)."""
+    from tests.test_training import _compile_with
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    graphs = _compile_with(monkeypatch, "aot_eager")
+    try:
+        _train(data_root, tmp_path / "run", "--batch_size", "4", "--max_steps", "2", "--no-keep_every_epoch",
+               "--compile")
+    finally:
+        torch._dynamo.reset()
+    assert len(graphs) == 1, f"{len(graphs)} graphs: the training step has graph breaks"
