@@ -100,16 +100,20 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
     the network to build, the recogniser of --degradation auto or None)."""
     checks = Preflight()
     auto = args.degradation == "auto"
-    if auto != (args.recognizer is not None):
-        checks.add("--degradation auto needs --recognizer FILE (train one with: python train_recognizer.py)"
-                   if auto else "--recognizer is used with --degradation auto")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
-    checks.add(flag_problems(DemoFlags.of(args), network))
+    checks.add(flag_problems(DemoFlags.of(args), network))  # --recognizer refused for a network without text prompts
+    blind = network is not None and not network.uses_text_prompts
+    if blind:
+        print(f"note: {network.describe()} is blind (it takes no text prompts): it restores whatever degradation "
+              f"an image has, and --degradation {args.degradation} is not used", file=sys.stderr)
+    elif auto != (args.recognizer is not None):
+        checks.add("--degradation auto needs --recognizer FILE (train one with: python train_recognizer.py)"
+                   if auto else "--recognizer is used with --degradation auto")
     recognizer = None
     if auto and args.recognizer is not None and checkpoint is not None:
         recognizer = checks.run(recognizer_for, args.recognizer, None, checkpoint)
-    if args.prompt_embeddings and (checkpoint is None or checkpoint.prompt_table is None):
+    if args.prompt_embeddings and not blind and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     images = checks.run(input_images, Path(args.input)) or []
     if not args.skip_errors:  # headers only here; --skip_errors skips unreadable images as it meets them
@@ -125,7 +129,10 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     images, checkpoint, network, recognizer = _preflight(args)
-    tasks = recognizer.task_names if recognizer else [degradation_choices()[args.degradation]]
+    if not network.uses_text_prompts:
+        tasks = []
+    else:
+        tasks = recognizer.task_names if recognizer else [degradation_choices()[args.degradation]]
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
     restorer = Restorer(checkpoint, network, table, recognizer, inference_device(args.device))
     out_dir = Path(args.output_dir)

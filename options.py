@@ -69,15 +69,22 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
     PRELOAD_GB.add(group)
 
     group = parser.add_argument_group("validation and checkpoints")
-    group.add_argument("--val_every", type=int, default=spec.val_every,
+    group.add_argument("--val_every", type=int, default=None,
                        help="validate on the test sets every this many training steps, counted as --val_rule says, "
-                       "and after every epoch; 0: never")
+                       f"and after every epoch; 0: never (default: the network's recipe; DFPIR: the setting's, "
+                       f"{spec.val_every})")
     group.add_argument("--val_rule", default="epoch_step", choices=list(VAL_RULES),
                        help="epoch_step (the authors'): when the step counter of the current epoch, 0 at its first "
                        "step, is a non-zero multiple of --val_every; global_step: when the number of steps of the "
                        "whole run is a multiple of --val_every")
     group.add_argument("--val_tasks", nargs="+", default=list(spec.test_tasks), choices=list(TASKS),
                        help="test sets used for validation")
+    group.add_argument("--select_best_on_test", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep the checkpoint with the best average PSNR on the validation sets (default: the "
+                       "network's recipe; DFPIR: yes, PromptIR: no)")
+    group.add_argument("--keep_every_epoch", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep a checkpoint of every epoch, epoch{E}-step{S}.ckpt (default: the network's recipe; "
+                       "DFPIR: no, PromptIR: yes, as its authors did)")
     group.add_argument("--ckpt_dir", default=f"checkpoints/DFPIR_{setting}", help="checkpoints and logs")
     group.add_argument("--ckpt_every", type=int, default=1000, help="training steps between saves of last.ckpt")
     group.add_argument("--resume", default=None, metavar="auto|PATH",

@@ -29,6 +29,7 @@ from utils.tasks import SETTINGS, TASK_BY_ID, TASKS, degradation_choices, prompt
 from utils.tiling import restore_image, tile_problems
 
 AUTO = "auto"
+BLIND = "blind"  # what a network without text prompts restores: whatever degradation the image has
 DEFAULT_OVERLAP = TILE_OVERLAP.default
 
 
@@ -57,7 +58,8 @@ class Restoration:
     """What :meth:`Restorer.restore` returns.
 
     image:         (H, W, 3) uint8, the input's size.
-    degradation:   the degradation restored (the demo's name; the recogniser's choice for ``auto``).
+    degradation:   the degradation restored (the demo's name; the recogniser's choice for ``auto``;
+                   ``blind`` for a network without text prompts).
     probabilities: for ``auto``, the recogniser's probability of each degradation it knows (by name), else None.
     seconds:       the time it took on this device (recognition and restoration).
     """
@@ -77,6 +79,7 @@ class Restorer:
         net = network.build()
         load_pretrained(net, checkpoint)
         self.net = prepare_for_speed(net).to(self.device).eval()  # the fast path, as evaluation runs it
+        self.uses_text_prompts = network.uses_text_prompts  # False: blind, the degradation asked for is not used
         self.table = table
         self.recognizer = recognizer.to(self.device).eval() if recognizer is not None else None
         self.setting = setting_of(checkpoint, recognizer)
@@ -86,10 +89,11 @@ class Restorer:
     @property
     def degradations(self) -> list[str]:
         """The degradations to offer by name: the setting's training tasks (when the checkpoint or the
-        recogniser records the setting) that the prompt table has codes for."""
+        recogniser records the setting) that the prompt table has codes for (a network without text
+        prompts: all of the setting's; it restores each blindly)."""
         trained = SETTINGS[self.setting].train_repeats if self.setting in SETTINGS else TASKS
         return [name for name, task in self._task_of.items()
-                if task in trained and TASKS[task].de_id < len(self.table.prompts)]
+                if task in trained and (not self.uses_text_prompts or TASKS[task].de_id < len(self.table.prompts))]
 
     def restore(self, image: np.ndarray, degradation: str = AUTO, tile: int | None = None,
                 overlap: int = DEFAULT_OVERLAP) -> Restoration:
@@ -104,6 +108,10 @@ class Restorer:
         start = time.perf_counter()
         img = to_tensor(image)[None].to(self.device)
         probabilities = None
+        if not self.uses_text_prompts:  # blind: no degradation, no code
+            with torch.inference_mode():
+                restored = restore_image(lambda x: self.net(x, None), img, self.net.size_multiple, tile, overlap)
+            return Restoration(_to_uint8(restored), BLIND, None, time.perf_counter() - start)
         if degradation == AUTO:
             if self.recognizer is None:
                 raise UsageError("auto needs a degradation recogniser (train one with: python train_recognizer.py)")
@@ -118,8 +126,12 @@ class Restorer:
         code = self.table.embeddings[TASKS[task].de_id][None].to(self.device)
         with torch.inference_mode():
             restored = restore_image(lambda x: self.net(x, code), img, self.net.size_multiple, tile, overlap)
-        out = np.round(restored[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).astype(np.uint8)
-        return Restoration(out, degradation, probabilities, time.perf_counter() - start)
+        return Restoration(_to_uint8(restored), degradation, probabilities, time.perf_counter() - start)
+
+
+def _to_uint8(restored: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float, not clipped -> (H, W, 3) uint8, rounded."""
+    return np.round(restored[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).astype(np.uint8)
 
 
 def open_restorer(args: argparse.Namespace) -> Restorer:
@@ -127,6 +139,9 @@ def open_restorer(args: argparse.Namespace) -> Restorer:
     of :func:`add_network_flags`; every degradation it offers gets its prompt code (for the web app)."""
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
+    if args.recognizer is not None and not network.uses_text_prompts:
+        raise UsageError(f"--recognizer: {network.describe()} takes no text prompts (it is blind by construction), "
+                         "so a degradation recogniser does not apply to it; drop --recognizer")
     model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []

@@ -12,7 +12,8 @@
   [0, 1], scored and gathered across DDP processes by ``engine/scoring.py`` (reusable by any
   other LightningModule).
 - Checkpoints are self-contained: ``checkpoint["dfpir"]`` holds the network's architecture name
-  and configuration, the prompt set and the prompt table (see ``net/checkpoint/__init__.py``).
+  and configuration, the prompt set and the prompt table (see ``net/checkpoint/__init__.py``; None
+  for a network without text prompts, which gets an empty table and is fed no codes).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class RestorationModule(L.LightningModule):
             if self.hparams[name] is None:
                 self.hparams[name] = getattr(self.recipe, name)
         self.net = build_network(architecture, model_config)
+        # A network without text prompts (PromptIR) gets an empty table and no codes (engine.common.no_prompt_table).
+        self.uses_text_prompts: bool = getattr(self.net, "uses_text_prompts", True)
         self.prompt_table = PromptTable.from_dict(prompt_table)
         self.register_buffer("prompt_codes", self.prompt_table.embeddings.clone(), persistent=False)
         self.eval_tasks = list(eval_tasks or [])
@@ -71,7 +74,12 @@ class RestorationModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------- network
     def forward(self, img: torch.Tensor, de_id: torch.Tensor) -> torch.Tensor:
-        """img (B, 3, H, W) in [0, 1], de_id (B,) int -> restored (B, 3, H, W) (not clipped)."""
+        """img (B, 3, H, W) in [0, 1], de_id (B,) int -> restored (B, 3, H, W) (not clipped).
+
+        The network gets the text codes of the samples' degradations (B, D), or None if it takes no
+        text prompts (de_id is then not used)."""
+        if not self.uses_text_prompts:
+            return self.net(img, None)
         codes = self.prompt_codes[de_id.to(self.prompt_codes.device)]
         return self.net(img, codes)
 
@@ -149,12 +157,13 @@ class RestorationModule(L.LightningModule):
                         state["step"] = state["step"].to(device=device, dtype=torch.float32)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        table = PromptTable(self.prompt_table.prompts, self.prompt_codes.cpu(), self.prompt_table.source)
         checkpoint[EXTRA_KEY] = {
             "architecture": self.hparams.architecture,
             "model_config": dict(self.hparams.model_config),
-            "prompt_set": self.hparams.prompt_set,
-            "prompt_table": PromptTable(self.prompt_table.prompts, self.prompt_codes.cpu(),
-                                        self.prompt_table.source).to_dict(),
+            # A network without text prompts stores none.
+            "prompt_set": self.hparams.prompt_set if self.uses_text_prompts else None,
+            "prompt_table": table.to_dict() if self.uses_text_prompts else None,
             "setting": self.hparams.setting,
         }
 

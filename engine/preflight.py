@@ -102,6 +102,7 @@ class DemoFlags(CheckedFlags):
     device: str
     tile: int | None  # None: whole image
     tile_overlap: int
+    recognizer: str | None  # refused for a network without text prompts
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class TestFlags(DemoFlags):
     """test_<setting>_DFPIR.py's checked flags."""
 
     num_workers: int
+    blind: bool  # refused for a network without text prompts
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class TrainFlags(CheckedFlags):
     lr: float | None
     lr_schedule_epochs: int | None
     max_steps: int
-    val_every: int
+    val_every: int | None  # None: the recipe's, else the setting's
     ckpt_every: int
     preload_gb: float
     devices: str
@@ -140,7 +142,8 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> li
     A check of a flag the command does not have (not a field of its view) does not apply to it; a
     value of None (``--tile`` unset, a recipe option of an unknown network) is not checked.
     ``network``: the run's network (``net.registry.resolve_network``), whose size multiple
-    ``--patch_size`` and ``--tile`` must respect (None: not known, not checked).
+    ``--patch_size`` and ``--tile`` must respect, and which refuses ``--blind`` / ``--recognizer``
+    if it takes no text prompts (None: not known, not checked).
     """
     values = {field.name: getattr(flags, field.name) for field in fields(flags)}
     problems = []
@@ -180,6 +183,10 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> li
         problems += tile_problems(tile, overlap, multiple)
     elif overlap is not None and overlap < 0:
         problems.append(_bad("tile_overlap", overlap, "must be 0 or more"))
+    if network is not None and not network.uses_text_prompts:
+        problems += [f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
+                     f"degradation recogniser does not apply to it; drop --{flag}"
+                     for flag in ("blind", "recognizer") if value(flag)]
     if value("device") == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda: PyTorch sees no CUDA device here; use --device cpu (or auto), or check "
                         "the CUDA build of PyTorch (python -c 'import torch; print(torch.cuda.is_available())')")

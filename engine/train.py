@@ -7,7 +7,8 @@ keep its configuration) -> validate every dataset folder (``--check_data`` stops
 network and prompt table (from the checkpoint when resuming, so a run never changes its prompt
 codes) -> Lightning ``Trainer.fit`` with the callbacks of ``engine/callbacks.py``: validation by
 ``--val_rule`` every ``--val_every`` steps and after every epoch, the best checkpoint by average
-PSNR (when the recipe selects on the test sets), and ``last.ckpt`` for resuming. Ctrl-C and
+PSNR (``--select_best_on_test``), a checkpoint of every epoch (``--keep_every_epoch``), and
+``last.ckpt`` for resuming. The recipe gives the defaults of these three options too. Ctrl-C and
 SIGTERM save ``last.ckpt`` and end the run with exit status 130 / 143.
 """
 
@@ -44,6 +45,7 @@ from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.registry import NetworkSpec, resolve_network
 from options import build_train_parser, dataset_paths, parse_devices
+from utils.tasks import SETTINGS
 
 
 def _resume_path(args) -> Path | None:
@@ -122,11 +124,13 @@ def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Chec
     source = checks.run(read_resume_checkpoint, resume) if resume else None
     init = checks.run(read_checkpoint, args.init_from) if args.init_from else None
     network = checks.run(resolve_network, args.model, source or init)
-    option_sources = network.recipe.fill_defaults(args) if network is not None else {}
+    setting_defaults = {"val_every": SETTINGS[setting].val_every}
+    option_sources = network.recipe.fill_defaults(args, setting_defaults) if network is not None else {}
     checks.add(flag_problems(TrainFlags.of(args), network))
     if source is not None:
         checks.add(resume_config_problems(args, setting, source))
-    if args.prompt_embeddings and not any(c is not None and c.prompt_table is not None for c in (source, init)):
+    if args.prompt_embeddings and network is not None and network.uses_text_prompts and \
+            not any(c is not None and c.prompt_table is not None for c in (source, init)):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     if not args.check_data:
         ckpt_dir = Path(args.ckpt_dir)
@@ -197,14 +201,17 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         LearningRateMonitor(logging_interval="epoch"),
         ProgressBar(),
     ]
-    recipe = network.recipe
     if args.val_every:
         callbacks.append(ValidationSchedule(args.val_rule, args.val_every))
-        if recipe.select_best_on_test:
+        if args.select_best_on_test:
             callbacks.insert(-1, ModelCheckpoint(
                 dirpath=ckpt_dir, monitor="val_psnr", mode="max", save_top_k=1,
                 filename="best-epoch{epoch}-step{step}-psnr{val_psnr:.2f}-ssim{val_ssim:.4f}",
                 auto_insert_metric_name=False))
+    if args.keep_every_epoch:  # PromptIR's authors kept every epoch (ModelCheckpoint every_n_epochs=1, save_top_k=-1)
+        callbacks.insert(-1, ModelCheckpoint(
+            dirpath=ckpt_dir, every_n_epochs=1, save_top_k=-1, save_on_train_epoch_end=True,
+            filename="epoch{epoch}-step{step}", auto_insert_metric_name=False))
     logger = (TensorBoardLogger if args.logger == "tensorboard" else CSVLogger)(ckpt_dir, name=LOGS_DIR)
     devices = parse_devices(args.devices)
     multi_process = args.num_nodes > 1 or devices == "auto" or (isinstance(devices, int) and devices > 1)
@@ -212,7 +219,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         accelerator=accelerator(args.device),
         devices=devices,
         num_nodes=args.num_nodes,
-        strategy=DDPStrategy(find_unused_parameters=recipe.find_unused_parameters) if multi_process else "auto",
+        strategy=DDPStrategy(find_unused_parameters=network.recipe.find_unused_parameters) if multi_process else "auto",
         precision=args.precision,
         benchmark=True,  # cuDNN picks the fastest convolution algorithms for the static training shapes
         max_epochs=args.epochs,
@@ -224,7 +231,7 @@ def train(setting: str, argv: list[str] | None = None) -> int:
         callbacks=callbacks,
         logger=logger,
         default_root_dir=ckpt_dir,
-        enable_checkpointing=bool(args.val_every) and recipe.select_best_on_test,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         log_every_n_steps=min(50, args.ckpt_every or 50),
     )
     # Resuming loads only tensors and plain types (weights_only=True) where Lightning takes the argument (2.6).

@@ -1,11 +1,13 @@
 """``python -m net.hub``: convert any checkpoint to a Hugging Face Hub folder, and upload it.
 
 The format is ``net/checkpoint/hub_folder.py``; DFPIR's ``save_pretrained`` / ``from_pretrained`` and
-its model card are ``net/dfpir_hub.py``. ``python -m net.hub --ckpt FILE --out DIR
-[--push_to_hub USER/NAME]`` reads FILE in any format (``net.checkpoint.read_checkpoint``), writes
-the folder with its model card, and uploads it. A non-empty ``--out`` is refused unless
-``--overwrite`` is given, which replaces the files the conversion writes (atomically, each moved into
-place once all are written) and keeps every other file of the folder.
+its model card are ``net/dfpir_hub.py``; any other registered network (PromptIR) is written with its
+architecture name and configuration, and without a prompt table if it takes no text prompts.
+``python -m net.hub --ckpt FILE --out DIR [--push_to_hub USER/NAME]`` reads FILE in any format
+(``net.checkpoint.read_checkpoint``), writes the folder with its model card, and uploads it. A
+non-empty ``--out`` is refused unless ``--overwrite`` is given, which replaces the files the
+conversion writes (atomically, each moved into place once all are written) and keeps every other
+file of the folder.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import sys
 from pathlib import Path, PurePath
 
 from huggingface_hub import HfApi, constants
+from torch import nn
 
 from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
-from net.checkpoint.hub_folder import CARD_FILE, HUB_FILES, hub_reachable
+from net.checkpoint.hub_folder import CARD_FILE, HUB_FILES, hub_reachable, write_hub_files
 from net.dfpir import DFPIR
-from net.prompts import BACKENDS, PromptError, build_prompt_table
-from net.registry import DEFAULT_MODEL, NetworkError, model_names, resolve_network
+from net.prompts import BACKENDS, PromptError, PromptTable, build_prompt_table
+from net.registry import DEFAULT_MODEL, NetworkError, NetworkSpec, model_names, resolve_network
 from net.space import check_space_dir, write_space
 from utils.cli_options import (
     add_checkpoint_option,
@@ -70,27 +73,28 @@ def _check_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
 
 def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prompt_set: str = "detailed",
             prompt_embeddings: str | Path | None = None, prompt_backend: str = "clip",
-            results: str | Path | None = None, overwrite: bool = False) -> DFPIR:
-    """Any checkpoint -> a Hub folder at ``out`` (new or empty; ``overwrite``: its Hub files are replaced,
-    its other files kept); returns the loaded network. ``out`` is checked before the checkpoint is read.
+            results: str | Path | None = None, overwrite: bool = False) -> tuple[nn.Module, PromptTable | None]:
+    """Any checkpoint of any registered network -> a Hub folder at ``out`` (new or empty; ``overwrite``:
+    its Hub files are replaced, its other files kept); returns the loaded network and its prompt table
+    (None for a network without text prompts). ``out`` is checked before the checkpoint is read.
 
-    The network (``net.registry.resolve_network``) and the prompt table come from the checkpoint when
-    it records them (this project's .ckpt, a Hub folder), else from ``model`` (default paper) and the
-    prompt options (authors' files, bare state dicts). The Hub format holds DFPIR networks only.
+    The network (``net.registry.resolve_network``: recorded, ``model``, or recognised by its key
+    layout) and the prompt table come from the checkpoint when it records them (this project's
+    .ckpt, a Hub folder), else from the prompt options (authors' files, bare state dicts). A network
+    without text prompts (PromptIR) gets no prompt table: the prompt options are not used.
     ``results``: a results.md embedded in the model card, with the pictures it shows.
     """
     out = Path(out)
     _check_out(out, overwrite, [Path(ckpt), *(Path(ckpt) / name for name in HUB_FILES)])
     source = read_checkpoint(ckpt)
-    net = resolve_network(model, source).build()
-    if not isinstance(net, DFPIR):
-        raise NetworkError(f"{ckpt} holds a {type(net).__name__} network; the Hub format holds DFPIR networks only")
+    network = resolve_network(model, source)
+    net = network.build()
     load_pretrained(net, source)
-    if source.prompt_table is not None:
-        net.prompt_table, net.prompt_set = source.prompt_table, source.prompt_set
-    else:
-        net.prompt_table = build_prompt_table(prompt_set, prompt_backend, prompt_embeddings)
-        net.prompt_set = prompt_set
+    table, table_set = None, None
+    if network.uses_text_prompts and source.prompt_table is not None:
+        table, table_set = source.prompt_table, source.prompt_set
+    elif network.uses_text_prompts:
+        table, table_set = build_prompt_table(prompt_set, prompt_backend, prompt_embeddings), prompt_set
     card: dict[str, str] = {"source": f"`{Path(str(ckpt)).name}` ({source.format} format)"}
     images: list[PurePath] = []
     if results is not None:
@@ -100,11 +104,30 @@ def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prom
         card["results"] = results.read_text()
         images = _results_images(results, card["results"])
     with staged_folder(out) as staging:
-        net.save_pretrained(staging, model_card_kwargs=card)
+        if isinstance(net, DFPIR):
+            net.prompt_table, net.prompt_set = table, table_set
+            net.save_pretrained(staging, model_card_kwargs=card)
+        else:
+            write_hub_files(staging, net.state_dict(), network.architecture, network.config, table, table_set)
+            (staging / CARD_FILE).write_text(_model_card(network, net, **card))
         for image in images:
             (staging / image).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(results.parent / image, staging / image)
-    return net
+    return net, table
+
+
+def _model_card(network: NetworkSpec, net: nn.Module, source: str, results: str | None = None) -> str:
+    """README.md of the Hub folder of a network other than DFPIR (DFPIR's: ``net/dfpir_hub.py``)."""
+    params = sum(p.numel() for p in net.parameters())
+    lines = [f"# {network.describe()}", "", f"Converted from {source} with the DFPIR code (`python -m net.hub`).", "",
+             f"| architecture | {network.architecture} ({params:,} parameters) |", "| --- | --- |",
+             f"| text prompts | {'yes' if network.uses_text_prompts else 'none (blind)'} |", "",
+             "## Use", "", "```bash", "python test_3D_DFPIR.py --ckpt MODEL --data_root /data/dfpir",
+             "python demo.py --ckpt MODEL --input photo.jpg --degradation auto",
+             "```", ""]
+    if results:
+        lines += ["## Results", "", results.strip(), ""]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.space:
             check_space_dir(args.space, args.overwrite)  # before converting
-        net = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,
-                      prompt_embeddings=args.prompt_embeddings, prompt_backend=args.prompt_backend,
-                      results=args.results, overwrite=args.overwrite)
+        _, table = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,
+                           prompt_embeddings=args.prompt_embeddings, prompt_backend=args.prompt_backend,
+                           results=args.results, overwrite=args.overwrite)
         print(f"wrote {args.out}/: {', '.join(sorted(p.name for p in Path(args.out).iterdir()))} "
-              f"(prompts: {net.prompt_table.source})")
+              f"(prompts: {table.source if table is not None else 'none, the network takes no text prompts'})")
         if args.space:
             print(f"wrote the Space {write_space(args.out, args.space, args.push_to_hub, args.overwrite)}/; "
                   f"push it with: hf upload --repo-type space USER/NAME {args.space}")

@@ -36,7 +36,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from net.blocks import Downsample, OverlapPatchEmbed, RestormerConfig, TransformerBlock, Upsample, set_fast_path
+from net.recipe import Recipe, adamw, per_epoch_lambda, step_at_epoch, warmup_cosine_factor
 from net.registry import register_architecture, register_model
+
+WARMUP_EPOCHS = 15  # linear warm-up of PromptIR's schedule, from lr 0 (docs/protocol.md section 7.2)
+
+
+def _warmup_cosine(epoch: int, hparams) -> float:
+    """PromptIR's lr factor at ``epoch``: warm-up over 15 epochs, cosine to 0 at ``lr_schedule_epochs`` (150)."""
+    return warmup_cosine_factor(epoch, WARMUP_EPOCHS, hparams["lr_schedule_epochs"])
+
+
+PROMPTIR_RECIPE = Recipe(
+    # L1 (the default loss); AdamW lr 2e-4 with default betas and weight decay 0.01; batch 8 per GPU, 120 epochs.
+    optimizer=adamw, lr=2e-4, batch_size=8, epochs=120,
+    # Linear-warmup cosine (warmup 15, max 150, start lr 0, eta_min 0) in closed form, stepped per epoch
+    # with scheduler.step(current_epoch) as the authors' lr_scheduler_step does (docs/baselines.md).
+    scheduler=per_epoch_lambda(_warmup_cosine), scheduler_step=step_at_epoch, lr_schedule_epochs=150,
+    # No validation and no model selection during training; a checkpoint kept after every epoch.
+    val_every=0, select_best_on_test=False, keep_every_epoch=True,
+    find_unused_parameters=True,  # the six modules the forward pass never calls (PromptIR.unused_modules)
+)
+"""PromptIR's training protocol of the released 3D checkpoint (docs/protocol.md section 7.2)."""
 
 
 @dataclass
@@ -86,7 +107,7 @@ class PromptGenerationBlock(nn.Module):
         return self.conv3x3(prompt)
 
 
-@register_architecture("promptir")
+@register_architecture("promptir", recipe=PROMPTIR_RECIPE)
 class PromptIR(nn.Module):
     """The PromptIR network, released configuration by default: ``PromptIR(**config)``.
 

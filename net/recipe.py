@@ -15,9 +15,11 @@ A :class:`Recipe` is data and plain callables; nothing here imports Lightning:
 - ``device_options(device) -> dict``: optimiser options that depend on the device (fused Adam on
   CUDA), applied to the param groups when training starts, so a run resumed on another device
   keeps working;
-- the defaults of ``--lr``, ``--batch_size``, ``--epochs``, ``--lr_schedule_epochs`` when the user
-  gives none (:meth:`Recipe.fill_defaults`), whether the best checkpoint is selected on the test
-  sets, and whether DDP must allow parameters without gradients.
+- the defaults of the options of :data:`DEFAULTED_OPTIONS` when the user gives none
+  (:meth:`Recipe.fill_defaults`): ``--lr``, ``--batch_size``, ``--epochs``, ``--lr_schedule_epochs``,
+  ``--val_every`` (None: the setting's), ``--select_best_on_test`` (keep the checkpoint with the best
+  average PSNR on the validation sets) and ``--keep_every_epoch`` (keep a checkpoint of every epoch,
+  as PromptIR's authors did); and whether DDP must allow parameters without gradients.
 
 Registering a network from outside the package::
 
@@ -48,7 +50,8 @@ SchedulerFactory = Callable[[torch.optim.Optimizer, Mapping], torch.optim.lr_sch
 SchedulerStep = Callable[[torch.optim.lr_scheduler.LRScheduler, int, object], None]
 
 # The training options a recipe gives defaults to (flags and Recipe fields of the same names).
-DEFAULTED_OPTIONS = ("lr", "batch_size", "epochs", "lr_schedule_epochs")
+DEFAULTED_OPTIONS = ("lr", "batch_size", "epochs", "lr_schedule_epochs", "val_every", "select_best_on_test",
+                     "keep_every_epoch")
 
 
 def adam_device_options(device: torch.device) -> dict[str, bool | None]:
@@ -61,6 +64,13 @@ def adam(params: Iterable[torch.nn.Parameter], hparams: Mapping) -> torch.optim.
     """Adam with lr ``hparams["lr"]``, default betas, no weight decay, fused on CUDA / foreach elsewhere."""
     params = list(params)
     return torch.optim.Adam(params, lr=hparams["lr"], **adam_device_options(params[0].device))
+
+
+def adamw(params: Iterable[torch.nn.Parameter], hparams: Mapping) -> torch.optim.AdamW:
+    """AdamW with lr ``hparams["lr"]``, PyTorch's default betas and weight decay (0.01), fused on CUDA /
+    foreach elsewhere."""
+    params = list(params)
+    return torch.optim.AdamW(params, lr=hparams["lr"], **adam_device_options(params[0].device))
 
 
 def cosine_annealing(optimizer: torch.optim.Optimizer, hparams: Mapping) -> torch.optim.lr_scheduler.LRScheduler:
@@ -111,22 +121,28 @@ class Recipe:
     batch_size: int = 5  # per process
     epochs: int = 80
     lr_schedule_epochs: int = 500  # the schedule's length in epochs (T_max of the cosine)
+    val_every: int | None = None  # training steps between validations; 0: none; None: the setting's
     select_best_on_test: bool = True  # keep the checkpoint with the best average PSNR on the validation sets
+    keep_every_epoch: bool = False  # keep a checkpoint of every epoch (epoch{E}-step{S}.ckpt) besides last.ckpt
     find_unused_parameters: bool = False  # DDP: the network has parameters that get no gradient
 
     def __post_init__(self):
         if self.interval not in ("epoch", "step"):
             raise ValueError(f"Recipe.interval must be 'epoch' or 'step', not {self.interval!r}")
 
-    def fill_defaults(self, args) -> dict[str, str]:
-        """Set every option of :data:`DEFAULTED_OPTIONS` that ``args`` (a parsed namespace) leaves None
-        to this recipe's value; returns where each value came from: ``{"lr": "flag" | "recipe"}``."""
+    def fill_defaults(self, args, fallbacks: Mapping | None = None) -> dict[str, str]:
+        """Set every option of :data:`DEFAULTED_OPTIONS` that ``args`` (a parsed namespace) has and leaves
+        None to this recipe's value, or, where the recipe's is None, to ``fallbacks[name]`` (the setting's,
+        e.g. ``val_every``); returns where each value came from: ``{"lr": "flag" | "recipe" | "setting"}``."""
         sources = {}
-        for name in DEFAULTED_OPTIONS:
-            given = getattr(args, name, None) is not None
-            if not given:
-                setattr(args, name, getattr(self, name))
-            sources[name] = "flag" if given else "recipe"
+        for name in (n for n in DEFAULTED_OPTIONS if hasattr(args, n)):
+            if getattr(args, name) is not None:
+                sources[name] = "flag"
+                continue
+            value, sources[name] = getattr(self, name), "recipe"
+            if value is None:
+                value, sources[name] = (fallbacks or {}).get(name), "setting"
+            setattr(args, name, value)
         return sources
 
 

@@ -23,16 +23,25 @@ that decides which network a run builds.
 - A **model** is a named configuration of an architecture (timm-style entry point), the values of
   ``--model``: ``register_model("tiny", "dfpir", config_fn)``.
 
+- A checkpoint that does not name its network (the authors' DFPIR ``.pth.tar``, PromptIR's released
+  Lightning ``model.ckpt``, a bare state dict) is **recognised by its layout**: a registered model
+  declares its state dict by construction, the keys and shapes of ``Net(**config)`` (computed once
+  on the ``meta`` device, no memory, :func:`model_layout`), and the file must fit exactly one model
+  (:func:`recognise`). No per-architecture code is needed; a new model is recognised as soon as
+  it is registered.
+
 - :func:`resolve_network` is the only place that decides which architecture and configuration a
   run builds, for training from scratch, ``--init_from``, ``--resume``, evaluation and the demo.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 from net.recipe import PAPER_RECIPE, Recipe
@@ -146,8 +155,16 @@ class NetworkSpec:
         return recipe_of(self.architecture)
 
     @property
-    def text_dim(self) -> int:
-        """Width of the prompt codes the network takes: its ``text_dim`` setting, else CLIP's 512."""
+    def uses_text_prompts(self) -> bool:
+        """Whether the network reads text codes (the class attribute; False: blind, e.g. PromptIR)."""
+        return getattr(_architecture(self.architecture), "uses_text_prompts", True)
+
+    @property
+    def text_dim(self) -> int | None:
+        """Width of the prompt codes the network takes: its ``text_dim`` setting, else CLIP's 512; None
+        for a network without text prompts (it needs no prompt table)."""
+        if not self.uses_text_prompts:
+            return None
         return int(self.config.get("text_dim", CLIP_TEXT_DIM))
 
     def describe(self) -> str:
@@ -158,14 +175,66 @@ class NetworkSpec:
         return self.architecture == other.architecture and self.config == other.config
 
 
+Layout = dict[str, tuple[int, ...]]  # state-dict key -> tensor shape
+
+
+@functools.cache
+def model_layout(name: str) -> Layout:
+    """The state-dict layout of ``--model name``: every key and shape of ``Net(**config)``, built on
+    the meta device (no memory, no initialisation cost)."""
+    with torch.device("meta"):
+        net = NetworkSpec.of_model(name).build()
+    return {key: tuple(tensor.shape) for key, tensor in net.state_dict().items()}
+
+
+def layout_of(state_dict: Mapping[str, torch.Tensor]) -> Layout:
+    return {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
+
+
+def recognise(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """The registered models whose layout is exactly that of ``state_dict`` (same keys, same shapes)."""
+    layout = layout_of(state_dict)
+    return [name for name in MODELS if model_layout(name) == layout]
+
+
+def _misfit(name: str, layout: Layout) -> str:
+    """How ``layout`` differs from --model name's, in a few words."""
+    expected = model_layout(name)
+    missing = sum(k not in layout for k in expected)
+    unexpected = sum(k not in expected for k in layout)
+    shapes = sum(k in layout and layout[k] != v for k, v in expected.items())
+    return (f"{name} ({MODELS[name].architecture}, {len(expected)} tensors: {missing} missing, {unexpected} "
+            f"unexpected, {shapes} of another shape)")
+
+
+def recognised_network(checkpoint: Checkpoint) -> NetworkSpec:
+    """The network of a checkpoint that does not record one, recognised by its layout (:func:`recognise`);
+    NetworkError naming the layouts tried when no model, or more than one, fits."""
+    fits = recognise(checkpoint.state_dict)
+    if len(fits) == 1:
+        return replace(NetworkSpec.of_model(fits[0]),
+                                   origin=f"the key layout of {checkpoint.path} (--model {fits[0]})")
+    if fits:
+        raise NetworkError(f"{checkpoint.path} fits several registered networks ({', '.join(fits)}); choose one with "
+                           f"--model")
+    layout = layout_of(checkpoint.state_dict)
+    tried = "; ".join(_misfit(name, layout) for name in MODELS)
+    raise NetworkError(f"{checkpoint.path} records no network and its {len(layout)} tensors fit no registered network "
+                       f"(tried {tried}); is it a checkpoint of another network? Register it (docs/extending.md), "
+                       f"or pass --model to see the strict-loading differences")
+
+
 def resolve_network(model: str | None, checkpoint: Checkpoint | None = None) -> NetworkSpec:
     """The network a run builds, from ``--model`` (None when not given) and the checkpoint it starts
     from (``--resume``, ``--init_from``, the evaluated or demo checkpoint), by one rule:
 
     - a checkpoint that records its network (this project's) decides; ``--model`` may be given
       only if it names the same network, otherwise NetworkError (never a silent choice);
-    - otherwise (the authors' ``.pth.tar``, a bare state dict, no checkpoint) ``--model`` decides,
-      by default ``paper``.
+    - otherwise ``--model`` decides when given (the file must then load strictly into it);
+    - otherwise a checkpoint that does not record its network (the authors' ``.pth.tar``, PromptIR's
+      released ``model.ckpt``, a bare state dict) is recognised by its layout
+      (:func:`recognised_network`; NetworkError if it fits no registered network, or several);
+    - without a checkpoint: ``paper``.
     """
     requested = NetworkSpec.of_model(model) if model is not None else None
     if checkpoint is not None and checkpoint.model_config is not None:
@@ -177,4 +246,8 @@ def resolve_network(model: str | None, checkpoint: Checkpoint | None = None) -> 
                 "checkpoint's network is used) or pick another checkpoint"
             )
         return recorded
-    return requested or NetworkSpec.of_model(DEFAULT_MODEL)
+    if requested is not None:
+        return requested
+    if checkpoint is not None:
+        return recognised_network(checkpoint)
+    return NetworkSpec.of_model(DEFAULT_MODEL)

@@ -295,7 +295,8 @@ def test_a_network_registered_with_its_own_recipe_trains_with_its_loss_optimiser
     run = read_checkpoint(ckpt_dir / "last.ckpt").run_config
     assert run["batch_size"] == 3 and run["lr"] == 0.05  # the recipe's defaults
     assert run["option_sources"] == {"lr": "recipe", "batch_size": "recipe", "epochs": "recipe",
-                                     "lr_schedule_epochs": "recipe"}
+                                     "lr_schedule_epochs": "recipe", "val_every": "setting",
+                                     "select_best_on_test": "recipe", "keep_every_epoch": "recipe"}
     assert not list(ckpt_dir.glob("best-*.ckpt"))  # the recipe selects no checkpoint on the test sets
 
     LOSSES.clear()

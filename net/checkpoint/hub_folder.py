@@ -5,8 +5,9 @@ registered architecture.
 <folder>/
   model.safetensors         the network's tensors under the authors' key names
   prompt_table.safetensors  "embeddings": (N, D) float32, row i = text code of degradation id i
+                            (absent for a network without text prompts, e.g. PromptIR)
   config.json               {"architecture": NAME, "model_config": {...}, "prompt_set": "detailed",
-                             "prompt_table": {"prompts": [N strings], "source": ...}}
+                             "prompt_table": {"prompts": [N strings], "source": ...}}  (null: no prompts)
   README.md                 the model card (written by the network's Hub side, e.g. ``net/dfpir_hub.py``)
 ```
 
@@ -55,22 +56,26 @@ _REACH_TIMEOUT_S = 3
 
 # --------------------------------------------------------------------------------------- writing
 def write_hub_files(directory: str | Path, state_dict: dict[str, torch.Tensor], architecture: str,
-                    model_config: dict, prompt_table: PromptTable, prompt_set: str | None) -> None:
-    """model.safetensors, prompt_table.safetensors and config.json into ``directory`` (which exists), each
-    written atomically (``utils.outputs.atomic_write``: an earlier file is replaced whole or left unchanged).
+                    model_config: dict, prompt_table: PromptTable | None, prompt_set: str | None) -> None:
+    """model.safetensors, prompt_table.safetensors (not for a network without text prompts: ``prompt_table``
+    None) and config.json into ``directory`` (which exists), each written atomically
+    (``utils.outputs.atomic_write``: an earlier file is replaced whole or left unchanged).
 
-    architecture: the name config.json records (see the module docstring).
+    architecture: the name config.json records (see the module docstring); prompt_table None: a
+    network without text prompts (no prompt_table.safetensors, ``"prompt_table": null``).
     """
     directory = Path(directory)
     weights = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     atomic_write(directory / WEIGHTS_FILE, save_safetensors(weights, metadata={"format": "pt"}))
-    atomic_write(directory / PROMPTS_FILE, save_safetensors({"embeddings": prompt_table.embeddings.contiguous()},
-                                                            metadata={"format": "pt"}))
+    if prompt_table is not None:
+        atomic_write(directory / PROMPTS_FILE, save_safetensors({"embeddings": prompt_table.embeddings.contiguous()},
+                                                                metadata={"format": "pt"}))
     config = {
         "architecture": architecture,
         "model_config": model_config,
         "prompt_set": prompt_set,
-        "prompt_table": {"prompts": list(prompt_table.prompts), "source": prompt_table.source},
+        "prompt_table": None if prompt_table is None else {"prompts": list(prompt_table.prompts),
+                                                           "source": prompt_table.source},
     }
     atomic_write(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
@@ -133,7 +138,7 @@ def read_hub_checkpoint(ref: str | Path, **fetch_options) -> Checkpoint:
     fetch_options: those of :func:`fetch_hub_folder` (revision, cache_dir, ...).
     """
     folder = fetch_hub_folder(ref, **fetch_options)
-    missing = [name for name in HUB_FILES if not (folder / name).is_file()]
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(
             f"{ref} is a folder but not a DFPIR Hub folder (no {', '.join(missing)}): pass a checkpoint file "
@@ -141,22 +146,29 @@ def read_hub_checkpoint(ref: str | Path, **fetch_options) -> Checkpoint:
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
         architecture, model_config = str(config["architecture"]), config["model_config"]
-        table = config["prompt_table"]
-        prompts, source = list(table["prompts"]), str(table["source"])
+        table = config["prompt_table"]  # None: a network without text prompts
+        prompts, source = (list(table["prompts"]), str(table["source"])) if table is not None else ([], "")
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise CheckpointError(
             f"{folder / CONFIG_FILE} is not a DFPIR Hub config ({type(err).__name__}: {err})") from err
     state_dict = _read_safetensors(folder / WEIGHTS_FILE)
+    prompt_table = None if table is None else _read_prompt_table(folder, prompts, source)
+    return Checkpoint(path=folder, state_dict=state_dict, format="hub",
+                      architecture=_REGISTERED_NAMES.get(architecture, architecture), model_config=model_config,
+                      prompt_table=prompt_table, prompt_set=config.get("prompt_set"))
+
+
+def _read_prompt_table(folder: Path, prompts: list[str], source: str) -> PromptTable:
+    if not (folder / PROMPTS_FILE).is_file():
+        raise CheckpointError(f"{folder} is a folder but not a DFPIR Hub folder (no {PROMPTS_FILE}, which its "
+                              f"{CONFIG_FILE} names): copy the whole folder again")
     embeddings = _read_safetensors(folder / PROMPTS_FILE).get("embeddings")
     if embeddings is None:
         raise CheckpointError(f"{folder / PROMPTS_FILE} has no 'embeddings' tensor")
     try:
-        prompt_table = PromptTable(prompts, embeddings, source)
+        return PromptTable(prompts, embeddings, source)
     except PromptError as err:
         raise CheckpointError(f"{folder}: {err}") from err
-    return Checkpoint(path=folder, state_dict=state_dict, format="hub",
-                      architecture=_REGISTERED_NAMES.get(architecture, architecture), model_config=model_config,
-                      prompt_table=prompt_table, prompt_set=config.get("prompt_set"))
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

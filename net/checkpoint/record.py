@@ -12,7 +12,7 @@ from net.prompts import PromptTable
 LIGHTNING_PREFIX = "net."  # the LightningModule keeps the network in ``self.net``
 EXTRA_KEY = "dfpir"  # what this project adds to a Lightning checkpoint
 RUN_KEY = "dfpir_run"  # the training run's configuration (engine/train.py), compared when resuming
-UNNAMED_ARCHITECTURE = "dfpir"  # the network of files that do not name theirs (authors', before the registry)
+UNNAMED_ARCHITECTURE = "dfpir"  # the network of this project's files written before the registry named it
 
 
 class CheckpointError(ValueError):
@@ -25,8 +25,10 @@ class Checkpoint:
 
     state_dict:   the network's tensors under the authors' bare key names.
     format:       'authors', 'lightning', 'state_dict' or 'hub'.
-    architecture: the registered architecture (``net/registry.py``) of the weights; files that do not
-                  record one (the authors', this project's before the registry) hold DFPIR.
+    architecture: the registered architecture (``net/registry.py``) of the weights as the file records
+                  it (this project's files before the registry: DFPIR), else None: the file
+                  names no network (the authors' files, PromptIR's released model.ckpt, a bare
+                  state dict) and ``net.registry.resolve_network`` recognises it by its key layout.
     model_config: the network's configuration (this project's checkpoints), else None.
     prompt_table: the prompt table the network was trained with (this project's checkpoints), else None.
     epoch:        the epoch recorded in the file, if any.
@@ -37,7 +39,7 @@ class Checkpoint:
     path: Path
     state_dict: dict[str, torch.Tensor]
     format: str
-    architecture: str = UNNAMED_ARCHITECTURE
+    architecture: str | None = None
     model_config: dict | None = None
     prompt_table: PromptTable | None = None
     prompt_set: str | None = None

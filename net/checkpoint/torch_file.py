@@ -108,7 +108,8 @@ def read_torch_file(path: str | Path) -> Checkpoint:
             path=path,
             state_dict=net_state,
             format="lightning",
-            architecture=extra.get("architecture", UNNAMED_ARCHITECTURE),
+            # Another tool's Lightning file (PromptIR's released model.ckpt) names no network: None.
+            architecture=extra.get("architecture", UNNAMED_ARCHITECTURE if extra.get("model_config") else None),
             model_config=extra.get("model_config"),
             prompt_table=prompt_table,
             prompt_set=extra.get("prompt_set"),
