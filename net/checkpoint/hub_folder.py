@@ -35,7 +35,7 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from net.checkpoint.record import UNNAMED_ARCHITECTURE, Checkpoint, CheckpointError
+from net.checkpoint.record import UNNAMED_ARCHITECTURE, Checkpoint, CheckpointError, check_finite, metadata_field
 from net.prompts import PromptError, PromptTable
 
 CONFIG_FILE = "config.json"
@@ -137,13 +137,20 @@ def read_hub_checkpoint(ref: str | Path, **fetch_options) -> Checkpoint:
             "inside it (e.g. last.ckpt), or a folder written by python -m net.hub / save_pretrained")
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
-        architecture, model_config = str(config["architecture"]), config["model_config"]
-        table = config["prompt_table"]
-        prompts, source = list(table["prompts"]), str(table["source"])
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(
             f"{folder / CONFIG_FILE} is not a DFPIR Hub config ({type(err).__name__}: {err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not a DFPIR Hub config (it holds a {type(config).__name__})")
+    where = f"the {CONFIG_FILE}"
+    architecture = metadata_field(folder, where, config, "architecture", str, required=True)
+    model_config = metadata_field(folder, where, config, "model_config", dict, required=True)
+    prompt_set = metadata_field(folder, where, config, "prompt_set", str)
+    table = metadata_field(folder, where, config, "prompt_table", dict, required=True)
+    prompts = metadata_field(folder, f"{where} 'prompt_table'", table, "prompts", list, required=True)
+    source = metadata_field(folder, f"{where} 'prompt_table'", table, "source", str, required=True)
     state_dict = _read_safetensors(folder / WEIGHTS_FILE)
+    check_finite(folder, state_dict)
     embeddings = _read_safetensors(folder / PROMPTS_FILE).get("embeddings")
     if embeddings is None:
         raise CheckpointError(f"{folder / PROMPTS_FILE} has no 'embeddings' tensor")
@@ -153,7 +160,7 @@ def read_hub_checkpoint(ref: str | Path, **fetch_options) -> Checkpoint:
         raise CheckpointError(f"{folder}: {err}") from err
     return Checkpoint(path=folder, state_dict=state_dict, format="hub",
                       architecture=_REGISTERED_NAMES.get(architecture, architecture), model_config=model_config,
-                      prompt_table=prompt_table, prompt_set=config.get("prompt_set"))
+                      prompt_table=prompt_table, prompt_set=prompt_set)
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
