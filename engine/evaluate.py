@@ -15,7 +15,7 @@ import torch
 from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
-from engine.checks import Preflight, flag_problems, writable_dir
+from engine.checks import Preflight, flag_problems, weights_fit, writable_dir
 from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
 from engine.compare import write_comparisons
 from engine.module import RestorationModule
@@ -38,6 +38,7 @@ def _preflight(args, setting: str) -> tuple[Checkpoint, NetworkSpec, Degradation
                    if args.blind else "--recognizer is used with --blind; add --blind")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
+    checks.run(weights_fit, network, checkpoint)  # before check_data decodes the test sets
     checks.add(flag_problems(args, network))
     recognizer = None
     if args.blind and args.recognizer is not None and checkpoint is not None:
