@@ -177,6 +177,19 @@ def _poison(tensor: torch.Tensor, value: float) -> None:
     tensor[(0,) * tensor.dim()] = value
 
 
+@pytest.mark.parametrize("reader", ["prompt_file", "recognizer"])
+def test_other_files_that_carry_code_never_get_torchs_advice(tmp_path, reader):
+    from net.prompts import PromptError, load_prompt_file
+    from net.recognizer import RecognizerError, load_recognizer
+
+    bad = tmp_path / "file.pt"
+    torch.save(_Payload(rain=torch.zeros(512)), bad)
+    with pytest.raises((PromptError, RecognizerError)) as err:
+        load_prompt_file(bad, ["rain"]) if reader == "prompt_file" else load_recognizer(bad)
+    text = str(err.value)
+    assert "UNSAFE: it carries code" in text and not any(advice in text for advice in TORCH_ADVICE), text
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_a_checkpoint_with_non_finite_weights_is_refused(data_root, run_dir, tmp_path, capsys, value):
     key = next(k for k, v in read_checkpoint(run_dir / "last.ckpt").state_dict.items() if v.is_floating_point())
