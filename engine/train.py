@@ -3,7 +3,9 @@
 Order of work: parse options -> the network, and the defaults its recipe gives to the training
 options the user did not set (``net/recipe.py``: ``--lr``, ``--batch_size``, ``--epochs``,
 ``--lr_schedule_epochs``) -> check every flag and file (``engine/checks.py``; a resumed run must
-keep its configuration) -> validate every dataset folder (``--check_data`` stops here) ->
+keep its configuration) -> lock ``--ckpt_dir`` (one training per folder, ``utils/run_lock.py``) ->
+validate every dataset folder (``--check_data`` stops here; a batch larger than the training set is
+refused) ->
 network and prompt table (from the checkpoint when resuming, so a run never changes its prompt
 codes) -> Lightning ``Trainer.fit`` with the callbacks of ``engine/callbacks.py``: validation by
 ``--val_rule`` every ``--val_every`` steps and after every epoch, the best checkpoint by average
