@@ -6,9 +6,10 @@ saying what to do) before it decodes a dataset, builds a network or writes anyth
 
 - numeric flags in range (``--batch_size`` >= 1, ``--patch_size`` a positive multiple of the
   network's size multiple, ``--num_workers`` >= 0, ``--tile`` a multiple of it larger than
-  ``--tile_overlap`` ...) and ``--device cuda`` only where PyTorch sees a GPU;
+  ``--tile_overlap``, ``--seed`` in [0, 2**32) ...), ``--device cuda`` only where PyTorch sees a GPU and
+  ``--num_nodes`` > 1 only in a cluster environment (:func:`cluster_problems`);
 - checkpoints (``--ckpt``, ``--init_from``, ``--resume``) readable as a DFPIR checkpoint, and a
-  ``--resume`` file holding a training state;
+  ``--resume`` file holding a training state, and weights that fit the network (:func:`weights_fit`);
 - prompt-table files (``--prompt_embeddings``): finite floating-point vectors of the network's width;
 - output locations (``--output_path``, ``--output_dir``, ``--ckpt_dir``) creatable and writable,
   never an existing file, never a place whose files would be replaced by the run.
