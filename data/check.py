@@ -11,6 +11,8 @@ difference is reported loudly but does not stop a run that chose other data.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -113,12 +115,14 @@ class DataReport:
     left_out: one line per file that one's own name list names but that does not exist (training
               goes on without it; with the authors' lists this is an error instead).
     warnings: what differs from the paper or was left out, to print loudly (stderr).
+    train_samples: samples per training epoch (images x repeat, summed over the training tasks).
     """
 
     lines: list[str] = field(default_factory=list)
     paper: list[PaperCount] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    train_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,28 @@ class _Decoded:
     problem: str | None
 
 
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_a_file(path: str) -> str | None:
+    """The problem of a path named like an image that is no regular file (reading a FIFO would block
+    forever), found from its status without opening it; None for a regular file (or one that is gone:
+    decoding reports that)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    what = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a regular file")
+    return f"{path} is {what}, not an image file; remove it from the data folder"
+
+
 def _decode(path: str) -> _Decoded:
+    problem = _not_a_file(path)
+    if problem is not None:
+        return _Decoded(None, problem)
     try:
         return _Decoded(read_rgb(path).shape, None)
     except ImageReadError as err:
@@ -221,6 +246,7 @@ def check_data(
     for task in train_tasks:
         images, repeat = len(pairs["train", TASKS[task].kind]), repeats[task]
         report.lines.append(f"task={task} images={images} repeat={repeat} samples={images * repeat}")
+        report.train_samples += images * repeat
     for kind in dict.fromkeys(TASKS[t].kind for t in train_tasks):
         inputs, _ = training_inputs(kind, paths)
         count = _compare_with_paper(kind, inputs)

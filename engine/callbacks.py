@@ -4,6 +4,7 @@ progress bar and the speed summary printed at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import sys
@@ -15,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from engine.preflight import UsageError
 from net.checkpoint import RUN_KEY
 from options import VAL_RULES
 
@@ -35,12 +37,24 @@ class LastCheckpoint(Callback):
         self.every = every
         self.saved_step: int | None = None  # step of the state last.ckpt holds; None until training starts
         self.stopped_by: BaseException | None = None
+        self.write_failed = False  # a save failed: saving again on the way out would fail the same way
 
     def save(self, trainer: L.Trainer) -> None:
+        """Write last.ckpt; on an OS error (a full disk ...) remove the temporary file and stop the run
+        with a UsageError (exit 2) naming the path; last.ckpt keeps the earlier state."""
         tmp = self.path.with_suffix(".ckpt.tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)  # the full training state, for --resume
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # the full training state, for --resume
+            if trainer.is_global_zero:
+                os.replace(tmp, self.path)
+        except OSError as err:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            self.write_failed = True
+            earlier = (f"{self.path} still holds step {self.saved_step}: continue with --resume auto"
+                       if self.path.is_file() else f"no {LAST} was written")
+            raise UsageError(f"cannot write {self.path} at step {trainer.global_step}: {err.strerror or err}; "
+                             f"{earlier} once the problem is fixed (e.g. space freed)") from err
         self.saved_step = trainer.global_step
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -54,6 +68,8 @@ class LastCheckpoint(Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self.stopped_by = exception
+        if self.write_failed:
+            return
         reason = "SIGTERM" if isinstance(exception, SIGTERMException) else type(exception).__name__
         if self.saved_step is None:  # before training (re)started: what last.ckpt holds is still the latest state
             if self.path.is_file():

@@ -18,7 +18,7 @@ from data.transforms import CROP_BASE
 from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
 from engine.compare import write_comparisons
 from engine.module import RestorationModule
-from engine.preflight import Preflight, TestFlags, flag_problems, writable_dir
+from engine.preflight import Preflight, TestFlags, flag_problems, weights_fit, writable_dir
 from engine.report import with_average, write_results
 from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
@@ -38,6 +38,7 @@ def _preflight(args, setting: str) -> tuple[Checkpoint, NetworkSpec, Degradation
                    if args.blind else "--recognizer is used with --blind; add --blind")
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
+    checks.run(weights_fit, network, checkpoint)  # before check_data decodes the test sets
     checks.add(flag_problems(TestFlags.of(args), network))
     recognizer = None
     if args.blind and args.recognizer is not None and checkpoint is not None:

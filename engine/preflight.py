@@ -6,9 +6,10 @@ saying what to do) before it decodes a dataset, builds a network or writes anyth
 
 - numeric flags in range (``--batch_size`` >= 1, ``--patch_size`` a positive multiple of the
   network's size multiple, ``--num_workers`` >= 0, ``--tile`` a multiple of it larger than
-  ``--tile_overlap`` ...) and ``--device cuda`` only where PyTorch sees a GPU;
+  ``--tile_overlap``, ``--seed`` in [0, 2**32) ...), ``--device cuda`` only where PyTorch sees a GPU and
+  ``--num_nodes`` > 1 only in a cluster environment (:func:`cluster_problems`);
 - checkpoints (``--ckpt``, ``--init_from``, ``--resume``) readable as a DFPIR checkpoint, and a
-  ``--resume`` file holding a training state;
+  ``--resume`` file holding a training state, and weights that fit the network (:func:`weights_fit`);
 - prompt-table files (``--prompt_embeddings``): finite floating-point vectors of the network's width;
 - output locations (``--output_path``, ``--output_dir``, ``--ckpt_dir``) creatable and writable,
   never an existing file, never a place whose files would be replaced by the run.
@@ -29,7 +30,7 @@ from typing import TypeVar
 import torch
 
 from data.layouts import DataError, format_problems
-from net.checkpoint import Checkpoint, CheckpointError, read_checkpoint
+from net.checkpoint import Checkpoint, CheckpointError, check_state_dict, read_checkpoint
 from net.prompts import PromptError
 from net.registry import NetworkError, NetworkSpec
 from utils.image_io import ImageReadError
@@ -83,10 +84,15 @@ def _bad(flag: str, value, rule: str) -> str:
     return f"--{flag} {value}: {rule}"
 
 
+SEED_LIMIT = 2**32
+"""``--seed`` must be below this: numpy and the data workers take seeds in [0, 2**32)."""
+
+
 @dataclass(frozen=True)
 class CheckedFlags:
     """The flags of one command that :func:`flag_problems` checks, with their values: a subclass per
-    command (:class:`TrainFlags`, :class:`TestFlags`, :class:`DemoFlags`) names its flags as fields."""
+    command (:class:`TrainFlags`, :class:`TestFlags`, :class:`DemoFlags`, :class:`RecognizerFlags`)
+    names its flags as fields."""
 
     @classmethod
     def of(cls: type[F], args: argparse.Namespace) -> F:
@@ -130,13 +136,28 @@ class TrainFlags(CheckedFlags):
     preload_gb: float
     devices: str
     num_nodes: int
+    seed: int
 
 
-COMMAND_FLAGS = (TrainFlags, TestFlags, DemoFlags)
+@dataclass(frozen=True)
+class RecognizerFlags(CheckedFlags):
+    """train_recognizer.py's checked flags."""
+
+    device: str
+    num_workers: int
+    batch_size: int
+    patch_size: int
+    max_steps: int
+    lr: float
+    seed: int
+    preload_gb: float
+
+
+COMMAND_FLAGS = (TrainFlags, TestFlags, DemoFlags, RecognizerFlags)
 """Every command's view: a check of a flag that none of them has is a bug (KeyError)."""
 
 
-def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> list[str]:
+def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None, *, zero_lr: bool = True) -> list[str]:
     """Problems of the numeric and device flags of a command (``TrainFlags.of(args)`` ...).
 
     A check of a flag the command does not have (not a field of its view) does not apply to it; a
@@ -144,6 +165,8 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> li
     ``network``: the run's network (``net.registry.resolve_network``), whose size multiple
     ``--patch_size`` and ``--tile`` must respect, and which refuses ``--blind`` / ``--recognizer``
     if it takes no text prompts (None: not known, not checked).
+    ``zero_lr``: whether ``--lr 0`` is allowed (a DFPIR training: yes, it runs the data path without
+    learning; the recogniser, whose cosine schedule needs a rate: no).
     """
     values = {field.name: getattr(flags, field.name) for field in fields(flags)}
     problems = []
@@ -161,12 +184,20 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> li
     at_least("batch_size", 1, "must be at least 1 (images per optimizer step and process)")
     at_least("num_workers", 0, "must be 0 (load data in the main process) or more")
     at_least("epochs", 1)
-    at_least("lr", 0, "must be a finite learning rate >= 0")
+    if zero_lr:
+        at_least("lr", 0, "must be a finite learning rate >= 0")
+    elif value("lr") is not None and not (math.isfinite(value("lr")) and value("lr") > 0):
+        problems.append(_bad("lr", value("lr"), "must be a finite learning rate > 0"))
     at_least("lr_schedule_epochs", 1)
     at_least("val_every", 0, "must be 0 (no validation) or a number of steps")
     at_least("ckpt_every", 0, "must be 0 (only at epoch ends) or a number of steps")
     at_least("preload_gb", 0, "must be 0 (no preloading) or more")
     at_least("num_nodes", 1)
+    seed = value("seed")
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        problems.append(_bad("seed", seed, f"must be from 0 to {SEED_LIMIT - 1} (2**32 - 1)"))
+    if value("num_nodes") is not None:
+        problems += cluster_problems(value("num_nodes"))
     max_steps = value("max_steps")
     if max_steps is not None and max_steps != -1 and max_steps < 1:
         problems.append(_bad("max_steps", max_steps, "must be -1 (no limit) or at least 1"))
@@ -193,6 +224,44 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None) -> li
     return problems
 
 
+def batch_problem(batch_size: int, world_size: int | None, samples: int) -> str | None:
+    """Why one epoch of ``samples`` training samples (``data.check.DataReport.train_samples``) cannot fill one
+    global batch (``batch_size`` x ``world_size`` processes, None: not known yet, taken as 1), else None."""
+    processes = world_size or 1
+    if batch_size * processes <= samples:
+        return None
+    per = f" x {processes} processes" if processes > 1 else ""
+    return (f"--batch_size {batch_size}{per}: larger than the training set ({samples} samples per epoch, after the "
+            "repeat factors), so not one training step could run; lower --batch_size or add training data")
+
+
+MANUAL_CLUSTER = ("MASTER_ADDR", "NODE_RANK")
+"""What a multi-node run started by hand must set on every node (Lightning's LightningEnvironment)."""
+
+
+def cluster_problems(num_nodes: int) -> list[str]:
+    """Why ``--num_nodes`` > 1 cannot start here: no cluster environment that Lightning detects (its
+    ``ClusterEnvironment.detect()``: SLURM's srun, torchelastic's torchrun, LSF's jsrun, MPI) and no
+    hand-made one (MASTER_ADDR and NODE_RANK set): Lightning would wait forever for the other nodes."""
+    if num_nodes <= 1:
+        return []
+    from lightning.fabric.plugins.environments import (
+        LSFEnvironment,
+        MPIEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    detected = (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment, MPIEnvironment)
+    if any(environment.detect() for environment in detected) or all(v in os.environ for v in MANUAL_CLUSTER):
+        return []
+    unset = " and ".join(v for v in MANUAL_CLUSTER if v not in os.environ)
+    return [_bad("num_nodes", num_nodes, f"no cluster environment here ({unset} not set, and not launched by srun "
+                 "(SLURM_NTASKS), torchrun (TORCHELASTIC_RUN_ID), jsrun (LSF) or mpirun), so the run would wait "
+                 "forever for the other nodes; launch it on every node with one of them, or set MASTER_ADDR, "
+                 "MASTER_PORT and NODE_RANK there (docs/training.md), or train on one node with --num_nodes 1")]
+
+
 def writable_dir(path: str | Path, flag: str) -> str | None:
     """The problem with ``path`` as the output folder of ``--flag`` (``utils.outputs.check_output_dir``:
     not a file, creatable and writable), else None. Creates nothing."""
@@ -212,6 +281,17 @@ def read_resume_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"--resume {path}: {kind} that cannot be resumed: {checkpoint.resume_problem}. To start "
                               f"a new run from its weights use --init_from {path} (and another --ckpt_dir)")
     return checkpoint
+
+
+def weights_fit(network: NetworkSpec | None, checkpoint: Checkpoint | None) -> None:
+    """CheckpointError listing what does not fit (``net.checkpoint.check_state_dict``) when ``checkpoint``'s
+    weights do not fit ``network``, found before any data is read: the network is built on the meta device
+    (shapes only: no memory, no time). Nothing to check when either is unknown (None)."""
+    if network is None or checkpoint is None:
+        return
+    with torch.device("meta"):
+        model = network.build()
+    check_state_dict(model, checkpoint.state_dict, f"checkpoint {checkpoint.path}")
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -11,6 +11,7 @@ test sets is printed with a confusion matrix and stored in the checkpoint.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from data.check import check_data
 from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
 from data.mixture import DEFAULT_PRELOAD_BYTES, TrainMixture
 from engine.common import UsageError, accelerator, run_cli
+from engine.preflight import Preflight, RecognizerFlags, flag_problems
 from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
 from options import build_recognizer_train_parser, dataset_paths
@@ -85,6 +88,9 @@ def _device(name: str) -> torch.device:
 def _check_options(args) -> tuple[list[str], list[str], Path]:
     """(training tasks, validation tasks, output path); UsageError naming the flag otherwise, OutputError
     for an --output that exists (without --overwrite) or cannot be written. Creates nothing."""
+    checks = Preflight()
+    checks.add(flag_problems(RecognizerFlags.of(args), zero_lr=False))
+    checks.raise_if_any()
     setting_tasks = list(SETTINGS[args.setting].train_repeats)
     de_type = list(dict.fromkeys(args.de_type or setting_tasks))
     foreign = [t for t in de_type if t not in setting_tasks]
@@ -110,6 +116,14 @@ def _check_options(args) -> tuple[list[str], list[str], Path]:
         raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / 'recognizer.pt'}")
     check_output(output, overwrite=args.overwrite)  # before training: an existing file needs --overwrite
     return de_type, val_tasks, output
+
+
+def _check_data(args, de_type: list[str], val_tasks: list[str], paths: DatasetPaths) -> None:
+    """The training scripts' data check (``data/check.py``: folders, pairs, counts, every image decoded, none
+    smaller than --patch_size) on the training and test sets, before the first step; DataError otherwise."""
+    report = check_data(de_type, args.setting, val_tasks, paths, args.patch_size, num_workers=max(args.num_workers, 1))
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
 
 
 @torch.inference_mode()
@@ -138,8 +152,7 @@ def train_recognizer(argv: list[str] | None = None) -> int:
     de_type, val_tasks, output = _check_options(args)
     device = _device(args.device)
     paths = dataset_paths(args)
-    if val_tasks:
-        eval_loaders(val_tasks, paths, 0)  # validates the test folders before training
+    _check_data(args, de_type, val_tasks, paths)
     dataset = TrainMixture(de_type, args.setting, paths, args.patch_size, args.seed,
                            preload=args.preload_gb > 0,
                            preload_bytes=int(args.preload_gb * 2**30) if args.preload_gb > 0 else DEFAULT_PRELOAD_BYTES)

@@ -3,7 +3,9 @@
 Order of work: parse options -> the network, and the defaults its recipe gives to the training
 options the user did not set (``net/recipe.py``: ``--lr``, ``--batch_size``, ``--epochs``,
 ``--lr_schedule_epochs``) -> check every flag and file (``engine/preflight.py``; a resumed run must
-keep its configuration) -> validate every dataset folder (``--check_data`` stops here) ->
+keep its configuration) -> lock ``--ckpt_dir`` (one training per folder, ``utils/run_lock.py``) ->
+validate every dataset folder (``--check_data`` stops here; a batch larger than the training set is
+refused) ->
 network and prompt table (from the checkpoint when resuming, so a run never changes its prompt
 codes) -> Lightning ``Trainer.fit`` with the callbacks of ``engine/callbacks.py``: validation by
 ``--val_rule`` every ``--val_every`` steps and after every epoch, the best checkpoint by average
@@ -26,7 +28,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from data.check import check_data
+from data.check import DataReport, check_data
 from data.datamodule import DFPIRDataModule
 from engine.callbacks import LAST, LastCheckpoint, ProgressBar, RecordRunConfig, RunSummary, ValidationSchedule
 from engine.common import accelerator, apply_speed_options, prompt_table_for, run_cli
@@ -36,6 +38,7 @@ from engine.preflight import (
     Preflight,
     TrainFlags,
     UsageError,
+    batch_problem,
     flag_problems,
     read_resume_checkpoint,
     same_file,
@@ -45,6 +48,7 @@ from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.registry import NetworkSpec, resolve_network
 from options import build_train_parser, dataset_paths, parse_devices
+from utils.run_lock import LockError, RunLock
 from utils.tasks import SETTINGS
 
 
@@ -77,6 +81,7 @@ def run_config(args, setting: str) -> dict:
         "seed": args.seed,
         "lr": args.lr,
         "lr_schedule_epochs": args.lr_schedule_epochs,
+        "precision": args.precision,
         "world_size": None if devices is None else devices * args.num_nodes,
     }
 
@@ -152,11 +157,11 @@ def _draw_curves(ckpt_dir: Path) -> None:
               f"try python -m engine.curves --ckpt_dir {ckpt_dir}", file=sys.stderr)
 
 
-def _run_data_check(args, paths) -> None:
-    """Print the data report (stdout) and its warnings (stderr); DataError if anything is wrong."""
+def _run_data_check(args, paths) -> DataReport | None:
+    """Print the data report (stdout) and its warnings (stderr) and return it; DataError if anything is wrong."""
     # Only the first process of a node checks (DDP launches the script again on the other ranks).
     if os.environ.get("LOCAL_RANK", "0") != "0":
-        return
+        return None
     test_tasks = args.val_tasks if args.val_every or args.check_data else []  # test sets a run will read
     report = check_data(args.de_type, args.setting, test_tasks, paths,
                         args.patch_size, num_workers=max(args.num_workers, 1))
@@ -164,13 +169,46 @@ def _run_data_check(args, paths) -> None:
         print(line)
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
+    return report
+
+
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "OMPI_COMM_WORLD_RANK",
+                  "PMI_RANK")
+"""Where launchers (Lightning's DDP, torchrun, srun, jsrun, mpirun) tell a process its rank."""
+
+
+def _checkpoint_folder_lock(args) -> RunLock | None:
+    """The lock of --ckpt_dir (utils/run_lock.py: one training per folder), taken by the launching process
+    only (global rank 0: the other ranks are its own); None for --check_data, which writes nothing.
+    UsageError naming the running process if another training holds it."""
+    if args.check_data or any(os.environ.get(name, "0") != "0" for name in RANK_VARIABLES):
+        return None
+    try:
+        return RunLock(args.ckpt_dir, purpose="checkpoint folder --ckpt_dir").acquire()
+    except LockError as err:
+        raise UsageError(str(err)) from None
 
 
 def train(setting: str, argv: list[str] | None = None) -> int:
     args = build_train_parser(setting).parse_args(argv)
     paths = dataset_paths(args)
     resume, source, init, network, option_sources = _preflight(args, setting)
-    _run_data_check(args, paths)
+    lock = _checkpoint_folder_lock(args)
+    try:
+        return _checked_train(args, setting, paths, resume, source, init, network, option_sources)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _checked_train(args, setting: str, paths, resume: Path | None, source: Checkpoint | None,
+                   init: Checkpoint | None, network: NetworkSpec, option_sources: dict[str, str]) -> int:
+    """The training after the preflight, while this process holds the --ckpt_dir lock."""
+    report = _run_data_check(args, paths)
+    if report is not None:
+        problem = batch_problem(args.batch_size, run_config(args, setting)["world_size"], report.train_samples)
+        if problem:
+            raise UsageError(problem)
     if args.check_data:
         return 0
 

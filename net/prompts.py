@@ -43,6 +43,7 @@ import torch
 from net.dgpb import TEXT_DIM
 from utils.cli_options import add_overwrite_flag, add_prompt_options, new_parser
 from utils.outputs import OutputError, atomic_write, check_output
+from utils.safe_load import load_error_text
 from utils.tasks import TASK_BY_ID, TASKS, prompt_set_names, prompts_of
 
 CLIP_MODEL = "ViT-B-32"
@@ -208,7 +209,7 @@ def load_prompt_file(path: str | Path, prompts: list[str]) -> torch.Tensor:
     try:
         table = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise PromptError(f"{path} is not a prompt-table file readable by torch.load ({err})") from err
+        raise PromptError(f"{path} is not a prompt-table file readable by torch.load ({load_error_text(err)})") from err
     if not isinstance(table, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in table.items()):
         raise PromptError(f"{path} must hold a dict {{prompt string: 512-d tensor}}")
     missing = [p for p in dict.fromkeys(prompts) if p not in table]

@@ -133,8 +133,8 @@ def test_init_from_the_released_file_trains_promptir_without_prompts(released, d
 def test_the_web_apps_restorer_is_blind_for_promptir(tmp_path):
     from argparse import Namespace
 
-    from engine.preflight import UsageError
     from engine.inference import BLIND, open_restorer
+    from engine.preflight import UsageError
 
     bare = tmp_path / "promptir_tiny.pt"
     torch.save(create_model("promptir_tiny").state_dict(), bare)

@@ -37,7 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
-from net.checkpoint.record import UNNAMED_ARCHITECTURE, Checkpoint, CheckpointError
+from net.checkpoint.record import UNNAMED_ARCHITECTURE, Checkpoint, CheckpointError, check_finite, metadata_field
 from net.prompts import PromptError, PromptTable
 from utils.outputs import atomic_write
 
@@ -145,20 +145,31 @@ def read_hub_checkpoint(ref: str | Path, **fetch_options) -> Checkpoint:
             "inside it (e.g. last.ckpt), or a folder written by python -m net.hub / save_pretrained")
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
-        architecture, model_config = str(config["architecture"]), config["model_config"]
-        table = config["prompt_table"]  # None: a network without text prompts
-        prompts, source = (list(table["prompts"]), str(table["source"])) if table is not None else ([], "")
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(
             f"{folder / CONFIG_FILE} is not a DFPIR Hub config ({type(err).__name__}: {err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not a DFPIR Hub config (it holds a {type(config).__name__})")
+    where = f"the {CONFIG_FILE}"
+    architecture = metadata_field(folder, where, config, "architecture", str, required=True)
+    model_config = metadata_field(folder, where, config, "model_config", dict, required=True)
+    prompt_set = metadata_field(folder, where, config, "prompt_set", str)
+    if "prompt_table" not in config:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: the {CONFIG_FILE} has no 'prompt_table' (null for a network "
+                              "without text prompts): the folder was not written by python -m net.hub")
+    table = metadata_field(folder, where, config, "prompt_table", dict)  # None: a network without text prompts
     state_dict = _read_safetensors(folder / WEIGHTS_FILE)
-    prompt_table = None if table is None else _read_prompt_table(folder, prompts, source)
+    check_finite(folder, state_dict)
+    prompt_table = None if table is None else _read_prompt_table(folder, f"{where} 'prompt_table'", table)
     return Checkpoint(path=folder, state_dict=state_dict, format="hub",
                       architecture=_REGISTERED_NAMES.get(architecture, architecture), model_config=model_config,
-                      prompt_table=prompt_table, prompt_set=config.get("prompt_set"))
+                      prompt_table=prompt_table, prompt_set=prompt_set)
 
 
-def _read_prompt_table(folder: Path, prompts: list[str], source: str) -> PromptTable:
+def _read_prompt_table(folder: Path, where: str, table: dict) -> PromptTable:
+    """The prompt table a Hub folder's config describes (``table``) with its codes from prompt_table.safetensors."""
+    prompts = metadata_field(folder, where, table, "prompts", list, required=True)
+    source = metadata_field(folder, where, table, "source", str, required=True)
     if not (folder / PROMPTS_FILE).is_file():
         raise CheckpointError(f"{folder} is a folder but not a DFPIR Hub folder (no {PROMPTS_FILE}, which its "
                               f"{CONFIG_FILE} names): copy the whole folder again")

@@ -46,3 +46,33 @@ class Checkpoint:
     epoch: int | None = None
     run_config: dict | None = None
     resume_problem: str | None = "it holds weights only, no training state (optimizer, schedule, step)"
+
+
+_MAX_NAMED = 5
+_KIND_NAMES = {dict: "a dict", str: "a string", int: "an integer", list: "a list"}
+
+
+def metadata_field(path: Path, where: str, record: dict, key: str, kind: type, *, required: bool = False):
+    """``record[key]`` if it is a ``kind`` (None if absent and not ``required``); CheckpointError naming the
+    file, the field and what it holds otherwise. ``where``: the record's name in the message, e.g. "'dfpir'"."""
+    value = record.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        held = "missing" if key not in record else f"{type(value).__name__} {value!r:.40}"
+        raise CheckpointError(f"checkpoint {path} has malformed metadata: {where} field {key!r} is {held}, expected "
+                              f"{_KIND_NAMES[kind]}; the file was edited or written by another tool: re-save it "
+                              "from its training run")
+    return value
+
+
+def check_finite(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
+    """CheckpointError naming the first few tensors that hold NaN or Inf (such weights restore black images)."""
+    bad = [key for key, tensor in state_dict.items()
+           if tensor.is_floating_point() or tensor.is_complex()
+           if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        more = f" (+{len(bad) - _MAX_NAMED} more)" if len(bad) > _MAX_NAMED else ""
+        raise CheckpointError(f"checkpoint {path} holds non-finite weights (NaN or Inf) in {len(bad)} tensor(s): "
+                              f"{', '.join(bad[:_MAX_NAMED])}{more}; the training diverged or the file is damaged: "
+                              "use an earlier checkpoint")

@@ -4,7 +4,6 @@ Lightning ``.ckpt`` and a bare state dict (see ``net/checkpoint/__init__.py``), 
 
 from __future__ import annotations
 
-import re
 import zipfile
 from pathlib import Path
 
@@ -17,8 +16,11 @@ from net.checkpoint.record import (
     UNNAMED_ARCHITECTURE,
     Checkpoint,
     CheckpointError,
+    check_finite,
+    metadata_field,
 )
 from net.prompts import PromptError, PromptTable
+from utils.safe_load import unsafe_message
 
 _TRAINING_STATE = ("global_step", "epoch", "loops", "optimizer_states", "lr_schedulers")
 
@@ -71,13 +73,42 @@ def _unreadable(path: Path, err: Exception) -> str:
         else:
             what = "neither a zip archive written by torch.save nor a pickle"
         return f"checkpoint {path} is not a PyTorch checkpoint: {what}"
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-    if unsafe:
-        return (f"checkpoint {path} holds Python objects besides tensors ({unsafe.group(1)}); files are read with "
-                "torch.load(weights_only=True), which never runs code from a file. Re-save only its tensors "
-                "(torch.save(model.state_dict(), FILE))")
+    unsafe = unsafe_message(f"checkpoint {path}", err)
+    if unsafe is not None:
+        return unsafe
     return (f"checkpoint {path} ({size:,} bytes) is not a PyTorch checkpoint that can be read: truncated or damaged "
             f"({type(err).__name__}); fetch or copy it again")
+
+
+def _lightning_checkpoint(path: Path, obj: dict, net_state: dict[str, torch.Tensor]) -> Checkpoint:
+    """The Checkpoint of a Lightning file (this project's, or another tool's without the ``dfpir`` extra),
+    its metadata checked field by field."""
+    extra = metadata_field(path, "the", obj, EXTRA_KEY, dict) or {}
+    run = metadata_field(path, "the", obj, RUN_KEY, dict)
+    where = f"the {EXTRA_KEY!r}"
+    setting = metadata_field(path, where, extra, "setting", str)
+    if run is not None:
+        metadata_field(path, f"the {RUN_KEY!r}", run, "de_type", list)
+    table = metadata_field(path, where, extra, "prompt_table", dict)
+    try:
+        prompt_table = PromptTable.from_dict(table) if table else None
+    except (PromptError, KeyError, TypeError, AttributeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its stored prompt table is unusable ({err})") from err
+    model_config = metadata_field(path, where, extra, "model_config", dict)
+    return Checkpoint(
+        path=path,
+        state_dict=net_state,
+        format="lightning",
+        # Another tool's Lightning file (PromptIR's released model.ckpt) names no network: None.
+        architecture=metadata_field(path, where, extra, "architecture", str) or (
+            UNNAMED_ARCHITECTURE if model_config is not None else None),
+        model_config=model_config,
+        prompt_table=prompt_table,
+        prompt_set=metadata_field(path, where, extra, "prompt_set", str),
+        epoch=metadata_field(path, "the", obj, "epoch", int),
+        run_config=run or ({"setting": setting} if setting else None),
+        resume_problem=_resume_problem(obj),
+    )
 
 
 def read_torch_file(path: str | Path) -> Checkpoint:
@@ -98,32 +129,17 @@ def read_torch_file(path: str | Path) -> Checkpoint:
         if not _is_tensor_dict(net_state):
             raise CheckpointError(f"{path} is a Lightning checkpoint without DFPIR weights (no '{LIGHTNING_PREFIX}*' "
                                   "tensors); is it a checkpoint of another project?")
-        extra = obj.get(EXTRA_KEY) or {}
-        table = extra.get("prompt_table")
-        try:
-            prompt_table = PromptTable.from_dict(table) if table else None
-        except (PromptError, KeyError, TypeError, AttributeError) as err:
-            raise CheckpointError(f"{path}: its stored prompt table is unusable ({err})") from err
-        return Checkpoint(
-            path=path,
-            state_dict=net_state,
-            format="lightning",
-            # Another tool's Lightning file (PromptIR's released model.ckpt) names no network: None.
-            architecture=extra.get("architecture", UNNAMED_ARCHITECTURE if extra.get("model_config") else None),
-            model_config=extra.get("model_config"),
-            prompt_table=prompt_table,
-            prompt_set=extra.get("prompt_set"),
-            epoch=obj.get("epoch"),
-            run_config=obj.get(RUN_KEY) or ({"setting": extra["setting"]} if extra.get("setting") else None),
-            resume_problem=_resume_problem(obj),
-        )
+        check_finite(path, net_state)
+        return _lightning_checkpoint(path, obj, net_state)
     if isinstance(obj, dict) and "state_dict" in obj:
         if not _is_tensor_dict(obj["state_dict"]):
             raise CheckpointError(f"{path}: 'state_dict' is not a dict of tensors")
         epoch = obj.get("epoch")
+        check_finite(path, obj["state_dict"])
         return Checkpoint(path, _strip_prefix(obj["state_dict"], "module."), "authors",
                           epoch=int(epoch) if isinstance(epoch, int) else None)
     if _is_tensor_dict(obj):
+        check_finite(path, obj)
         return Checkpoint(path, _strip_prefix(obj, "module."), "state_dict")
     kind = type(obj).__name__
     keys = f" with keys {list(obj)[:8]}" if isinstance(obj, dict) else ""

@@ -11,6 +11,7 @@ import torch
 from net.checkpoint import CheckpointError, check_state_dict
 from net.recognizer.model import DegradationRecognizer, RecognizerConfig
 from utils.outputs import atomic_write
+from utils.safe_load import load_error_text
 
 FORMAT = "dfpir-degradation-recognizer"
 FORMAT_VERSION = 2
@@ -53,8 +54,7 @@ def load_recognizer(path: str | Path, setting: str | None = None) -> Degradation
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file: truncated, not torch, unsafe pickle
-        raise RecognizerError(f"{path} is not a readable recogniser checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''})") from err
+        raise RecognizerError(f"{path} is not a readable recogniser checkpoint ({load_error_text(err)})") from err
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         looks_like_dfpir = isinstance(obj, dict) and ("pytorch-lightning_version" in obj or "state_dict" in obj)
         what = "a DFPIR checkpoint" if looks_like_dfpir else "not a recogniser checkpoint"
