@@ -149,17 +149,25 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
 def build_test_parser(setting: str) -> argparse.ArgumentParser:
     """Parser of ``test_<setting>_DFPIR.py``."""
     parser = argparse.ArgumentParser(
-        description=f"Evaluate a DFPIR checkpoint on the {setting} test sets and compare with the paper.",
+        description=f"Evaluate DFPIR checkpoints (or another registered network's, e.g. PromptIR's) on the "
+        f"{setting} test sets and compare with the paper.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, metavar="PATH",
+    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, action="append", metavar="PATH",
                         help="checkpoint: authors' .pth.tar, this project's .ckpt, a bare state dict, "
-                        "or a Hugging Face Hub folder or repo id (python -m net.hub)")
+                        "or a Hugging Face Hub folder or repo id (python -m net.hub); repeat it to evaluate "
+                        "several checkpoints (DFPIR and PromptIR mixed) on the same inputs in one table")
+    parser.add_argument("--label", action="append", default=None, metavar="NAME",
+                        help="with several --ckpt: the name of each checkpoint's row and restored-image folder, "
+                        "one per --ckpt in the same order (default: the checkpoint's file name)")
     parser.add_argument("--tasks", nargs="+", default=list(SETTINGS[setting].test_tasks), choices=list(TASKS),
                         help="test sets to run")
     parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",
                         help="restored images, results.json and results.md")
     parser.add_argument("--no_save_images", action="store_true", help="do not write restored PNGs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results.json, results.md, figures and restored images of an earlier "
+                        "run in --output_path (refused otherwise)")
     legacy_sigmas = ", then ".join(map(str, SETTINGS[setting].legacy_sigmas or ()))
     parser.add_argument("--legacy_noise", action="store_true",
                         help="denoising noise drawn as the authors' test script does (numpy seeded with 0 once, "
