@@ -112,15 +112,22 @@ def build_train_parser(setting: str) -> argparse.ArgumentParser:
 
 def build_test_parser(setting: str) -> argparse.ArgumentParser:
     """Parser of ``test_<setting>_DFPIR.py``."""
-    parser = new_parser(f"Evaluate a DFPIR checkpoint on the {setting} test sets and compare with the paper.")
-    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, metavar="PATH",
+    parser = new_parser(f"Evaluate DFPIR checkpoints (or another registered network's, e.g. PromptIR's) on the "
+                        f"{setting} test sets and compare with the paper.")
+    parser.add_argument("--ckpt", "--pretrained_1", dest="ckpt", required=True, action="append", metavar="PATH",
                         help="checkpoint: authors' .pth.tar, this project's .ckpt, a bare state dict, "
-                        "or a Hugging Face Hub folder or repo id (python -m net.hub)")
+                        "or a Hugging Face Hub folder or repo id (python -m net.hub); repeat it to evaluate "
+                        "several checkpoints (DFPIR and PromptIR mixed) on the same inputs in one table")
+    parser.add_argument("--label", action="append", default=None, metavar="NAME",
+                        help="with several --ckpt: the name of each checkpoint's row and restored-image folder, "
+                        "one per --ckpt in the same order (default: the checkpoint's file name)")
     parser.add_argument("--tasks", nargs="+", default=list(SETTINGS[setting].test_tasks), choices=list(TASKS),
                         help="test sets to run")
     parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",
                         help="restored images, results.json and results.md")
     parser.add_argument("--no_save_images", action="store_true", help="do not write restored PNGs")
+    add_overwrite_flag(parser, "the results.json, results.md, figures and restored images of an earlier run in "
+                       "--output_path")
     legacy_sigmas = ", then ".join(map(str, SETTINGS[setting].legacy_sigmas or ()))
     parser.add_argument("--legacy_noise", action="store_true",
                         help="denoising noise drawn as the authors' test script does (numpy seeded with 0 once, "

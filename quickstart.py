@@ -112,7 +112,8 @@ def run(args: argparse.Namespace, out: Path) -> int:
         return code
 
     print(f"[3/3] evaluating {ckpt_dir / 'last.ckpt'} on the stand-in test sets")
-    code = evaluate(SETTING, [*common, "--ckpt", str(ckpt_dir / "last.ckpt"), "--output_path", str(out / "results")])
+    code = evaluate(SETTING, [*common, "--ckpt", str(ckpt_dir / "last.ckpt"), "--output_path", str(out / "results"),
+                              "--overwrite"])  # its own folder: a rerun replaces its earlier results
     print(f"quick start finished in {(time.perf_counter() - start) / 60:.1f} min; restored images in "
           f"{out / 'results'}/<task>/")
     return code

@@ -1,6 +1,10 @@
-"""DFPIR's faithful eager path and its fast path, timed side by side in one run (issue 6).
+"""A network's faithful eager path and its fast path, timed side by side in one run (issues 6, 22).
 
-    python benchmarks/benchmark.py [--device cpu|cuda] [--quick] [--tune-malloc] [--help]
+    python benchmarks/benchmark.py [--model paper|promptir|...] [--device cpu|cuda] [--quick] [--tune-malloc]
+
+``--model`` picks the registered network (``net/registry.py``; default: DFPIR's ``paper``). A network
+with text prompts gets a random text code per image; one without them (PromptIR,
+``uses_text_prompts = False``) gets none.
 
 Paths (rows of the table):
 
@@ -14,7 +18,8 @@ Paths (rows of the table):
   docs/protocol.md section 6).
 
 Cases: inference (``eval``, ``no_grad``) on 1x3x128x128 and 1x3x256x256, and one training step
-(forward, L1 loss, backward, Adam step, as in docs/protocol.md section 3) on 5x3x128x128, 2x3x128x128 with
+(forward, L1 loss, backward, a step of the network's recipe's optimiser: Adam for DFPIR as in
+docs/protocol.md section 3, the recipe's own for another network) on 5x3x128x128, 2x3x128x128 with
 ``--quick``. Every path starts from the same random weights and gets the same inputs; the calls
 are interleaved (eager, fast, eager, fast, ...) because this machine's speed drifts, and the
 median is reported.
@@ -56,13 +61,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from net.dfpir import DFPIR  # noqa: E402
-from net.dgpb import TEXT_DIM  # noqa: E402
-from net.registry import create_model, model_names  # noqa: E402
+from net.registry import CLIP_TEXT_DIM, DEFAULT_MODEL, NetworkSpec, model_names, recipe_of  # noqa: E402
 from net.speed import glibc, prepare_for_speed, tune_glibc_malloc  # noqa: E402
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -131,13 +135,13 @@ def default_paths(precision: str) -> list[PathSpec]:
 
 
 def build_model(
-    reference: DFPIR,
+    reference: nn.Module,
     path: PathSpec,
     device: torch.device,
     channels_last: bool,
     compile: bool,
     compile_mode: str | None = None,
-) -> DFPIR:
+) -> nn.Module:
     """A copy of ``reference`` on ``device``: the eager path as the parity test runs it, or prepared for speed."""
     model = copy.deepcopy(reference).to(device)
     if not path.fast:
@@ -145,16 +149,22 @@ def build_model(
     return prepare_for_speed(model, channels_last=channels_last, compile=compile, compile_mode=compile_mode)
 
 
-def make_inputs(case: Case, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
-    """img, target (B, 3, S, S) in [0, 1] and text codes (B, 512), float32, from a fixed seed."""
+def make_inputs(case: Case, device: torch.device, seed: int = 0, text_dim: int | None = CLIP_TEXT_DIM,
+                ) -> dict[str, torch.Tensor | None]:
+    """img, target (B, 3, S, S) in [0, 1] and text codes (B, text_dim), float32, from a fixed seed;
+    text_dim None (a network without text prompts): ``text_code`` is None."""
     g = torch.Generator().manual_seed(seed)
     shape = (case.batch, 3, case.size, case.size)
-    tensors = {
-        "img": torch.rand(shape, generator=g),
-        "target": torch.rand(shape, generator=g),
-        "text_code": torch.randn(case.batch, TEXT_DIM, generator=g),
-    }
-    return {name: t.to(device) for name, t in tensors.items()}
+    tensors = {"img": torch.rand(shape, generator=g), "target": torch.rand(shape, generator=g)}
+    if text_dim is not None:
+        tensors["text_code"] = torch.randn(case.batch, text_dim, generator=g)
+    return {"text_code": None, **{name: t.to(device) for name, t in tensors.items()}}
+
+
+def text_dim_of(network: NetworkSpec, model: nn.Module) -> int | None:
+    """The width of the text codes ``model`` (built from ``network``) takes, None if it takes none
+    (``uses_text_prompts = False``)."""
+    return network.text_dim if getattr(model, "uses_text_prompts", True) else None
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -169,7 +179,7 @@ def new_step(device: torch.device) -> None:
 
 
 def make_step(
-    model: DFPIR, case: Case, inputs: dict[str, torch.Tensor], precision: str
+    model: nn.Module, case: Case, inputs: dict[str, torch.Tensor | None], precision: str
 ) -> Callable[[], torch.Tensor]:
     """A call that runs ``case`` once and returns the network output (detached)."""
     device = inputs["img"].device
@@ -184,7 +194,9 @@ def make_step(
         return inference
 
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)  # docs/protocol.md section 3
+    recipe = recipe_of(model.architecture)  # DFPIR's: Adam lr 1e-4 (docs/protocol.md section 3)
+    optimizer = recipe.optimizer(list(model.parameters()),
+                                 {"lr": recipe.lr, "lr_schedule_epochs": recipe.lr_schedule_epochs})
 
     def training() -> torch.Tensor:
         new_step(device)
@@ -261,19 +273,21 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, float | None]]:
 
 def measure_case(
     case: Case,
-    models: dict[str, DFPIR],
+    models: dict[str, nn.Module],
     paths: list[PathSpec],
     device: torch.device,
     warmup: int,
     repeats: int,
     log: Callable[[str], None] = print,
+    text_dim: int | None = CLIP_TEXT_DIM,
 ) -> dict[str, Measurement]:
-    """Run every path on ``case``, interleaved: warm-up rounds, then timed rounds.
+    """Run every path on ``case``, interleaved: warm-up rounds, then timed rounds; ``text_dim``: the
+    width of the networks' text codes (None: they take none, ``text_dim_of``).
 
     The first warm-up call of each path is timed on its own (compilation shows there) and gives
     the output compared between paths; the last warm-up call measures the peak memory.
     """
-    inputs = make_inputs(case, device)
+    inputs = make_inputs(case, device, text_dim=text_dim)
     steps = {p.name: make_step(models[p.name], case, inputs, p.precision) for p in paths}
     results: dict[str, Measurement] = {}
     for round_index in range(warmup):
@@ -374,7 +388,7 @@ def environment(device: torch.device, args: argparse.Namespace) -> str:
         backends = f"{torch.get_num_threads()} threads, malloc {'tuned' if args.tune_malloc else 'as launched'}"
     return (
         f"# {datetime.datetime.now():%Y-%m-%d %H:%M} | {name} | torch {torch.__version__} | {backends}\n"
-        f"# preset {args.preset} | fast path: precision {args.precision}, channels_last {args.channels_last}, "
+        f"# model {args.model} | fast path: precision {args.precision}, channels_last {args.channels_last}, "
         f"compile {args.compile}{f' ({args.compile_mode})' if args.compile and args.compile_mode else ''} | "
         f"warmup {args.warmup}, repeats {args.repeats}"
     )
@@ -393,8 +407,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train on a batch of 2 instead of 5; on cpu 3 timed calls instead of 5")
     parser.add_argument("--cases", nargs="+", choices=CASE_NAMES, default=list(CASE_NAMES),
                         help="which cases to run, in this order (default: all)")
-    parser.add_argument("--preset", choices=model_names(), default="paper",
-                        help="network (--model of the scripts; tiny: for tests)")
+    parser.add_argument("--model", "--preset", dest="model", choices=model_names(), default=DEFAULT_MODEL,
+                        help="registered network (--model of the scripts): paper (DFPIR), promptir, ...; "
+                        "tiny / promptir_tiny: for tests")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default=None,
                         help="fast path precision (default: fp32 on cpu, bf16 autocast on cuda)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
@@ -441,7 +456,9 @@ def main(argv: list[str] | None = None) -> str:
     print(environment(device, args), flush=True)
 
     torch.manual_seed(0)
-    reference = create_model(args.preset)
+    network = NetworkSpec.of_model(args.model)
+    reference = network.build()
+    text_dim = text_dim_of(network, reference)
     paths = default_paths(args.precision)
     all_results: dict[str, dict[str, Measurement]] = {}
     rows: list[tuple[str, ...]] = []
@@ -452,7 +469,7 @@ def main(argv: list[str] | None = None) -> str:
             for p in case_paths
         }
         results = measure_case(case, models, case_paths, device, args.warmup, args.repeats,
-                               log=lambda s: print(s, flush=True))
+                               log=lambda s: print(s, flush=True), text_dim=text_dim)
         all_results[case.name] = results
         rows += table_rows(case, results, case_paths)
         del models

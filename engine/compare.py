@@ -1,27 +1,32 @@
 """Comparison figures of an evaluation: per task, the best, median and worst image by PSNR.
 
 Each figure ``<output_path>/compare_<task>.png`` has one row per chosen image: the degraded input,
-the restoration and the ground truth, each captioned with its PSNR/SSIM against the ground truth
-(the scores of the whole image; the panels show the same centre crop of large images).
+the restoration of every evaluated checkpoint side by side (one, or several ``--ckpt``), and the
+ground truth, each captioned with its PSNR/SSIM against the ground truth (the scores of the whole
+image; the panels show the same centre crop of large images). With several checkpoints the images
+are chosen by the first checkpoint's scores, and every checkpoint restores those same images.
 
-The three images are restored again after scoring (3 extra forwards per task) rather than kept
-from the evaluation: which image is the median is known only once every image is scored, and
-keeping every restoration until then would hold a whole test set in memory (GoPro: 1,111 images
-of 1280x720). The evaluation is deterministic, so the pictures show what was scored.
+The chosen images are restored again after scoring (3 extra forwards per task and checkpoint)
+rather than kept from the evaluation: which image is the median is known only once every image is
+scored, and keeping every restoration until then would hold a whole test set in memory (GoPro:
+1,111 images of 1280x720). The evaluation is deterministic, so the pictures show what was scored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from data.evalsets import EvalSet, pair_name
 from engine.module import RestorationModule
 from engine.scoring import ImageRecord
-from utils.figures import CROP, FigureRow, Panel, comparison_figure
+from utils.figures import CROP, FigureRow, Panel, comparison_figure, to_uint8
 from utils.metrics import image_metrics, tensor_to_image
+from utils.outputs import atomic_write
 from utils.tasks import TASKS
 
 FIGURE_NAME = "compare_{task}.png"
@@ -43,52 +48,110 @@ def pick_examples(records: list[ImageRecord]) -> list[tuple[str, ImageRecord]]:
     return chosen
 
 
-def example_row(rank: str, record: ImageRecord, degraded: torch.Tensor, restored: torch.Tensor,
-                clean: torch.Tensor, note: str | None = None) -> FigureRow:
-    """One figure row from (3, H, W) tensors in [0, 1]; the restoration's scores are the recorded ones."""
-    input_psnr, input_ssim = image_metrics(degraded, clean)
+@dataclass
+class Restoration:
+    """One checkpoint's restoration of a chosen image: its caption's name, the (H, W, 3) uint8 image and the
+    image's recorded scores; ``note``: an optional remark (e.g. the degradation a recogniser predicted)."""
+
+    label: str
+    image: np.ndarray
+    record: ImageRecord
+    note: str | None = None
+
+
+@dataclass
+class Example:
+    """A chosen test image of a figure: its rank ("best", "median", "worst"), its name, the (3, H, W)
+    degraded input and ground truth in [0, 1], its task's degradation id, and every checkpoint's
+    restoration of it so far (in the order the checkpoints were evaluated)."""
+
+    rank: str
+    name: str
+    degraded: torch.Tensor
+    clean: torch.Tensor
+    de_id: int
+    restorations: list[Restoration] = field(default_factory=list)
+
+
+def example_row(example: Example) -> FigureRow:
+    """One figure row: the input, each restoration (captioned with its recorded scores), the ground truth.
+
+    The row's note is the restoration's note (one checkpoint), or each checkpoint's, named (several).
+    """
+    input_psnr, input_ssim = image_metrics(example.degraded, example.clean)
+    notes = [(r.label, r.note) for r in example.restorations if r.note]
+    note = (notes[0][1] if len(example.restorations) == 1 else "; ".join(f"{label}: {n}" for label, n in notes)
+            ) if notes else None
     return FigureRow(
-        title=f"{rank}: {record.name}",
+        title=f"{example.rank}: {example.name}",
         note=note,
         panels=[
-            Panel(tensor_to_image(degraded), f"input\n{input_psnr:.2f} dB / {input_ssim:.4f}"),
-            Panel(tensor_to_image(restored), f"DFPIR\n{record.psnr:.2f} dB / {record.ssim:.4f}"),
-            Panel(tensor_to_image(clean), "ground truth\nPSNR / SSIM"),
+            Panel(tensor_to_image(example.degraded), f"input\n{input_psnr:.2f} dB / {input_ssim:.4f}"),
+            *(Panel(r.image, f"{r.label}\n{r.record.psnr:.2f} dB / {r.record.ssim:.4f}")
+              for r in example.restorations),
+            Panel(tensor_to_image(example.clean), "ground truth\nPSNR / SSIM"),
         ],
     )
 
 
-@torch.inference_mode()
-def write_comparisons(module: RestorationModule, eval_sets: list[EvalSet], records: list[ImageRecord],
-                      output_dir: str | Path, device: torch.device,
-                      note_for: Callable[[ImageRecord], str | None] | None = None) -> dict[str, str]:
-    """Write output_dir/compare_<task>.png for every test set with scored images; {task: file name}.
+class ComparisonFigure:
+    """The figure of one test set: the images chosen by the first checkpoint's scores (:func:`pick_examples`),
+    a column added per checkpoint (:meth:`add`), written with :meth:`save`."""
 
-    The chosen images are restored again by ``module.restore`` (its tiling options) on ``device``.
-    note_for: an optional note shown after a row's title (e.g. the degradation a recogniser predicted).
-    """
-    output_dir = Path(output_dir)
-    module = module.to(device).eval()
-    written: dict[str, str] = {}
-    for eval_set in eval_sets:
-        task = eval_set.task.name
-        scored = [r for r in records if r.task == task]
+    def __init__(self, eval_set: EvalSet, records: list[ImageRecord]) -> None:
+        self.task = eval_set.task.name
+        scored = [r for r in records if r.task == self.task]
+        self.image_count = len(scored)
         index = {pair_name(pair): i for i, pair in enumerate(eval_set.pairs)}
-        rows, cropped = [], False
+        self.examples: list[Example] = []
         for rank, record in pick_examples(scored):
             item = eval_set[index[record.name]]
+            self.examples.append(Example(rank, record.name, item["degraded"], item["clean"], int(item["de_id"])))
+
+    @torch.inference_mode()
+    def add(self, label: str, module: RestorationModule, records: list[ImageRecord], device: torch.device,
+            note_for: Callable[[ImageRecord], str | None] | None = None) -> None:
+        """Restore every chosen image with ``module`` (its tiling options, on ``device``) and add the
+        column ``label``, captioned with the scores in ``records`` (that checkpoint's)."""
+        module = module.to(device).eval()
+        by_name = {r.name: r for r in records if r.task == self.task}
+        for example in self.examples:
+            record = by_name[example.name]
             # A blind evaluation restored (and scored) the image with its predicted degradation.
-            de_id = torch.tensor([item["de_id"] if record.predicted is None else record.predicted], device=device)
-            restored = module.restore_for_scoring(item["degraded"][None].to(device), de_id)[0]
-            rows.append(example_row(rank, record, item["degraded"], restored, item["clean"],
-                                    note_for(record) if note_for else None))
-            cropped |= max(item["clean"].shape[-2:]) > CROP
-        if not rows:
-            continue
+            de_id = torch.tensor([example.de_id if record.predicted is None else record.predicted], device=device)
+            restored = module.restore_for_scoring(example.degraded[None].to(device), de_id)[0]
+            example.restorations.append(Restoration(label, to_uint8(tensor_to_image(restored)), record,
+                                                    note_for(record) if note_for else None))
+
+    def save(self, output_dir: str | Path) -> str | None:
+        """Write output_dir/compare_<task>.png atomically (``utils.outputs.atomic_write``); its file name,
+        None when the test set had no scored image."""
+        if not self.examples:
+            return None
+        rows = [example_row(example) for example in self.examples]
+        cropped = any(max(example.clean.shape[-2:]) > CROP for example in self.examples)
         crops = f"; large images: centre {CROP}x{CROP} crops" if cropped else ""
-        title = f"{TASKS[task].test_set}: best, median and worst of {len(scored)} images by PSNR{crops}"
-        name = FIGURE_NAME.format(task=task)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        comparison_figure(rows, title).save(output_dir / name, optimize=True)
-        written[task] = name
+        chosen = " (chosen by the first checkpoint)" if len(self.examples[0].restorations) > 1 else ""
+        title = (f"{TASKS[self.task].test_set}: best, median and worst of {self.image_count} images by PSNR"
+                 f"{chosen}{crops}")
+        name = FIGURE_NAME.format(task=self.task)
+        figure = comparison_figure(rows, title)
+        atomic_write(Path(output_dir) / name, lambda file: figure.save(file, format="PNG", optimize=True))
+        return name
+
+
+def write_comparisons(module: RestorationModule, eval_sets: list[EvalSet], records: list[ImageRecord],
+                      output_dir: str | Path, device: torch.device,
+                      note_for: Callable[[ImageRecord], str | None] | None = None, *,
+                      label: str = "DFPIR") -> dict[str, str]:
+    """Write output_dir/compare_<task>.png of one checkpoint for every test set with scored images;
+    {task: file name}. ``label`` names the restoration's panels; note_for: an optional note shown
+    after a row's title (e.g. the degradation a recogniser predicted)."""
+    written: dict[str, str] = {}
+    for eval_set in eval_sets:
+        figure = ComparisonFigure(eval_set, records)
+        figure.add(label, module, records, device, note_for)
+        name = figure.save(output_dir)
+        if name is not None:
+            written[figure.task] = name
     return written

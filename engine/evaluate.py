@@ -1,12 +1,22 @@
 """The evaluation run behind test_3D_DFPIR.py / test_5D_DFPIR.py (docs/protocol.md section 4).
 
-Order of work: check every flag and file (``engine/preflight.py``) -> validate the test sets
-(``data/check.py``) -> network -> one task after the other, with ``results.json`` and ``results.md``
-rewritten after each task, so an interrupted evaluation keeps the tasks it finished.
+Order of work: check every flag, every checkpoint (readable, fits its network) and the output
+folder (``engine/preflight.py``; an earlier run's outputs are refused without ``--overwrite``) ->
+validate the test sets (``data/check.py``) -> one checkpoint after the other (its network built,
+evaluated, freed), each on the same test loaders (the same crops and noise, the ``--legacy_noise``
+draw made once), one task after the other, with ``results.json`` and ``results.md`` rewritten after
+each task, so an interrupted evaluation keeps the tasks it finished.
+
+One ``--ckpt`` writes today's layout (``engine.report.write_results``); several write one table of
+every checkpoint beside the paper rows of their networks (``engine.report.write_comparison_results``,
+docs/evaluation.md), their restored images in ``<output_path>/<label>/<task>/``.
 """
 
 from __future__ import annotations
 
+import gc
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -16,10 +26,10 @@ from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
 from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
-from engine.compare import write_comparisons
+from engine.compare import FIGURE_NAME, ComparisonFigure
 from engine.module import RestorationModule
-from engine.preflight import Preflight, TestFlags, flag_problems, weights_fit, writable_dir
-from engine.report import with_average, write_results
+from engine.preflight import Preflight, TestFlags, UsageError, flag_problems, weights_fit, writable_dir
+from engine.report import CheckpointResults, method_name, with_average, write_comparison_results, write_results
 from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
@@ -28,40 +38,108 @@ from net.registry import NetworkSpec, resolve_network
 from options import build_test_parser, dataset_paths
 from utils.tasks import TASK_BY_ID
 
+RESULT_FILES = ("results.json", "results.md")
 
-def _preflight(args, setting: str) -> tuple[Checkpoint, NetworkSpec, DegradationRecognizer | None]:
-    """Every flag and file of an evaluation, all problems at once (engine/preflight.py) -> the checkpoint,
-    the network to build (``net.registry.resolve_network``) and the recogniser of a blind evaluation or None."""
+
+@dataclass
+class Candidate:
+    """One checkpoint to evaluate: its label (``--label``, else the file name), the path as given, the
+    read checkpoint and the network it is built into (``net.registry.resolve_network``)."""
+
+    label: str
+    path: str
+    checkpoint: Checkpoint
+    network: NetworkSpec
+
+
+def checkpoint_labels(paths: list[str], labels: list[str] | None) -> list[str]:
+    """The label of each ``--ckpt``: ``--label`` (one per checkpoint), else the file name. UsageError
+    when the counts differ, or a label is not a plain folder name or is not unique (with several:
+    each names a folder of restored images)."""
+    if labels is not None and len(labels) != len(paths):
+        raise UsageError(f"--label was given {len(labels)} times for {len(paths)} --ckpt; give one --label per "
+                         "--ckpt, in the same order")
+    labels = labels or [Path(path).name for path in paths]
+    for label in labels:
+        if not label or label.startswith(".") or "/" in label or "\\" in label or label in RESULT_FILES:
+            raise UsageError(f"--label {label!r}: a label names a folder of restored images; use a plain name "
+                             "(no '/', not starting with '.')")
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if len(paths) > 1 and repeated:
+        raise UsageError(f"several --ckpt have the label {repeated[0]!r}; name each with --label (one per --ckpt), "
+                         "e.g. --label dfpir --label promptir")
+    return labels
+
+
+def image_folders(output: Path, tasks: list[str], labels: list[str]) -> list[Path]:
+    """Where the restored images go: ``<output>/<task>/`` (one checkpoint), ``<output>/<label>/<task>/`` (several)."""
+    parents = [output] if len(labels) == 1 else [output / label for label in labels]
+    return [parent / task for parent in parents for task in tasks]
+
+
+def earlier_outputs(output: Path, tasks: list[str], folders: list[Path]) -> list[str]:
+    """The files of ``output`` this run would write that exist already (results, figures, restored-image
+    folders that hold files), relative to ``output``."""
+    files = [output / name for name in (*RESULT_FILES, *(FIGURE_NAME.format(task=t) for t in tasks))]
+    found = [str(f.relative_to(output)) for f in files if os.path.lexists(f)]
+    found += [f"{folder.relative_to(output)}/" for folder in folders if folder.is_dir() and any(folder.iterdir())]
+    return found
+
+
+def overwrite_problem(output: Path, tasks: list[str], folders: list[Path], overwrite: bool) -> str | None:
+    """The refusal of an output folder holding an earlier run's outputs (one line), None if there are none
+    or ``--overwrite`` was given."""
+    found = [] if overwrite else earlier_outputs(output, tasks, folders)
+    if not found:
+        return None
+    listed = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+    return (f"--output_path {output} holds an earlier run's {listed}; pass --overwrite to replace them, "
+            "or choose another --output_path")
+
+
+def _preflight(args, setting: str, tasks: list[str]) -> tuple[list[Candidate], DegradationRecognizer | None]:
+    """Every flag and file of an evaluation, all problems at once (engine/preflight.py) -> the checkpoints
+    with their networks (each readable and fitting its network) and the recogniser of a blind
+    evaluation or None. Nothing is decoded or written before this passes."""
     checks = Preflight()
     if args.blind != (args.recognizer is not None):
         checks.add(f"--blind needs --recognizer FILE (train one with: python train_recognizer.py --setting {setting})"
                    if args.blind else "--recognizer is used with --blind; add --blind")
-    checkpoint = checks.run(read_checkpoint, args.ckpt)
-    network = checks.run(resolve_network, args.model, checkpoint)
-    checks.run(weights_fit, network, checkpoint)  # before check_data decodes the test sets
-    checks.add(flag_problems(TestFlags.of(args), network))
+    labels = checks.run(checkpoint_labels, args.ckpt, args.label)
+    candidates: list[Candidate] = []
+    problems: list[str] = []
+    for path, label in zip(args.ckpt, labels or args.ckpt, strict=True):
+        checkpoint = checks.run(read_checkpoint, path)
+        network = checks.run(resolve_network, args.model, checkpoint)
+        if checkpoint is not None and network is not None:
+            candidate = Candidate(label, path, checkpoint, network)
+            known = len(checks.problems)
+            checks.run(weights_fit, network, checkpoint)  # before check_data decodes the test sets
+            if len(checks.problems) == known:
+                candidates.append(candidate)
+        problems += flag_problems(TestFlags.of(args), network)
+    checks.add(list(dict.fromkeys(problems)))  # the same flag problem once, whatever the number of networks
     recognizer = None
-    if args.blind and args.recognizer is not None and checkpoint is not None:
-        recognizer = checks.run(recognizer_for, args.recognizer, setting, checkpoint)
-    if args.prompt_embeddings and (checkpoint is None or checkpoint.prompt_table is None):
+    if args.blind and args.recognizer is not None:
+        for candidate in candidates:
+            recognizer = checks.run(recognizer_for, args.recognizer, setting, candidate.checkpoint) or recognizer
+    if args.prompt_embeddings and (not candidates or any(c.checkpoint.prompt_table is None for c in candidates)):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
-    checks.add(writable_dir(args.output_path, "output_path"))
+    unwritable = writable_dir(args.output_path, "output_path")
+    checks.add(unwritable)
+    if unwritable is None and labels is not None:
+        output = Path(args.output_path)
+        folders = [] if args.no_save_images else image_folders(output, tasks, labels)
+        checks.add(overwrite_problem(output, tasks, folders, args.overwrite))
     checks.raise_if_any()
-    return checkpoint, network, recognizer
+    return candidates, recognizer
 
 
-def _predicted_note(record: ImageRecord) -> str:
-    """A blind evaluation's figure note: the degradation the recogniser predicted."""
-    return f"predicted: {TASK_BY_ID[record.predicted].name}"
-
-
-def evaluate(setting: str, argv: list[str] | None = None) -> int:
-    args = build_test_parser(setting).parse_args(argv)
-    tasks = list(dict.fromkeys(args.tasks))
-    paths = dataset_paths(args)
-    checkpoint, network, recognizer = _preflight(args, setting)
-    for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)).lines:
-        print(line)
+def build_module(args, setting: str, tasks: list[str], candidate: Candidate,
+                 recognizer: DegradationRecognizer | None) -> tuple[RestorationModule, str]:
+    """The evaluated module of one checkpoint: its network with the checkpoint's weights (strict), its
+    prompt table, the speed options and the recogniser; and where its prompt table came from."""
+    checkpoint, network = candidate.checkpoint, candidate.network
     table = prompt_table_for(args, checkpoint, tasks + (recognizer.task_names if recognizer else []),
                              network.text_dim)
     module = RestorationModule(network.config, table.to_dict(), checkpoint.prompt_set or args.prompt_set, setting,
@@ -69,31 +147,71 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     load_pretrained(module.net, checkpoint)
     apply_speed_options(module, args)
     module.recognizer = recognizer
-    output = Path(args.output_path)
-    module.eval_options = EvalOptions(None if args.no_save_images else output, args.tile, args.tile_overlap)
+    return module, table.source
 
-    print(f"checkpoint: {args.ckpt} ({checkpoint.format} format); prompts: {table.source}"
-          + (f"; blind: degradations recognised by {args.recognizer}" if recognizer else ""))
-    trainer = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
-                        enable_checkpointing=False, enable_model_summary=False)
-    title = f"DFPIR {setting}: {Path(args.ckpt).name}"
-    if recognizer is not None:
-        title += f", blind ({Path(args.recognizer).name})"
+
+def _predicted_note(record: ImageRecord) -> str:
+    """A blind evaluation's figure note: the degradation the recogniser predicted."""
+    return f"predicted: {TASK_BY_ID[record.predicted].name}"
+
+
+def _free(device: torch.device) -> None:
+    """Hand a freed checkpoint's memory back before the next one is built."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def evaluate(setting: str, argv: list[str] | None = None) -> int:
+    args = build_test_parser(setting).parse_args(argv)
+    tasks = list(dict.fromkeys(args.tasks))
+    paths = dataset_paths(args)
+    candidates, recognizer = _preflight(args, setting, tasks)
+    for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)).lines:
+        print(line)
+    output = Path(args.output_path)
+    several = len(candidates) > 1
+    blind = f", blind ({Path(args.recognizer).name})" if recognizer is not None else ""
+    title = (f"{setting}: {', '.join(c.label for c in candidates)}" if several
+             else f"DFPIR {setting}: {Path(candidates[0].path).name}") + blind
     device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
-    scored: dict[str, dict[str, float]] = {}
-    figures: dict[str, str] = {}
-    legacy_noise = setting if args.legacy_noise else None  # the authors' test-noise draw
-    for task, loader in zip(tasks, eval_loaders(tasks, paths, args.num_workers, legacy_noise=legacy_noise),
-                            strict=True):
-        trainer.test(module, dataloaders=loader, verbose=False)
-        scored[task] = module.eval_results[task]
-        figures.update(write_comparisons(module, [loader.dataset], module.eval_records, output, device,
-                                         _predicted_note if recognizer else None))
-        markdown = write_results(output, with_average(scored), setting, title, figures)  # kept if a later task fails
+    # Built once: every checkpoint restores the same inputs (crops, noise, the --legacy_noise draw).
+    loaders = eval_loaders(tasks, paths, args.num_workers, legacy_noise=setting if args.legacy_noise else None)
+    figures: dict[str, ComparisonFigure] = {}
+    figure_names: dict[str, str] = {}
+    entries: list[CheckpointResults] = []
+    for candidate in candidates:
+        module, prompt_source = build_module(args, setting, tasks, candidate, recognizer)
+        save_dir = None if args.no_save_images else output / candidate.label if several else output
+        module.eval_options = EvalOptions(save_dir, args.tile, args.tile_overlap)
+        print(f"checkpoint: {candidate.path} ({candidate.checkpoint.format} format); prompts: {prompt_source}"
+              + (f"; blind: degradations recognised by {args.recognizer}" if recognizer else ""))
+        trainer = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
+                            enable_checkpointing=False, enable_model_summary=False)
+        caption = candidate.label if several else (args.label or [method_name(candidate.network.architecture)])[0]
+        scored: dict[str, dict] = {}
+        for task, loader in zip(tasks, loaders, strict=True):
+            trainer.test(module, dataloaders=loader, verbose=False)
+            scored[task] = module.eval_results[task]
+            figure = figures.setdefault(task, ComparisonFigure(loader.dataset, module.eval_records))
+            figure.add(caption, module, module.eval_records, device, _predicted_note if recognizer else None)
+            name = figure.save(output)
+            if name is not None:
+                figure_names[task] = name
+            entry = CheckpointResults(candidate.label, candidate.path, candidate.network.architecture,
+                                      candidate.network.describe(), with_average(scored))
+            markdown = (write_comparison_results(output, [*entries, entry], setting, tasks, title, figure_names)
+                        if several else write_results(output, entry.results, setting, title, figure_names))
+            # results.json / results.md are kept if a later task fails
+        entries.append(entry)
+        del module, trainer
+        _free(device)
 
     print("\n" + markdown)
+    images = ("" if args.no_save_images else
+              f"; restored images: {output}/<label>/<task>/" if several else f"; restored images: {output}/<task>/")
     print(f"results: {output / 'results.json'}, {output / 'results.md'}; figures: {output}/compare_<task>.png"
-          + ("" if args.no_save_images else f"; restored images: {output}/<task>/"))
+          + images)
     return 0
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.scoring import Results, average
 from net.recognizer import setting_ids
+from net.registry import ARCHITECTURES
 from utils.outputs import atomic_write
 from utils.tasks import SETTINGS, TASK_BY_ID, TASKS
+
+PaperRow = list[tuple[float, float] | None]
+"""A published row over a run's tasks and their average: (PSNR, SSIM) per column, None where not published."""
 
 _warned_non_finite: set[str] = set()
 """The metrics already warned about as non-finite in this process (each is warned about once)."""
@@ -20,49 +25,122 @@ def _cell(psnr: float, ssim: float, ssim_digits: int) -> str:
     return f"{psnr:.2f} / {ssim:.{ssim_digits}f}"
 
 
+def _tasks(results: Results) -> list[str]:
+    return [t for t in results if t != "average"]
+
+
+def paper_values(published: dict[str, tuple[float, float]], tasks: list[str], setting: str) -> PaperRow:
+    """A published row over ``tasks`` and their average: (PSNR, SSIM) per task, None where not published.
+
+    The average is the published one when every test set of the setting was run, else the mean of
+    the published numbers over the test sets that were run (None unless all of them are published).
+    """
+    values = [published.get(t) for t in tasks]
+    if not tasks or any(v is None for v in values):
+        return [*values, None]
+    if set(tasks) == set(SETTINGS[setting].test_tasks) and "average" in published:
+        return [*values, published["average"]]
+    return [*values, (sum(v[0] for v in values) / len(tasks), sum(v[1] for v in values) / len(tasks))]
+
+
+def _columns(results: Results, tasks: list[str] | None) -> list[dict | None]:
+    """The entries of ``results`` under the columns ``tasks`` (default: its own) and the average; None
+    where a task was not run yet, and for the average then (an interrupted checkpoint's row)."""
+    tasks = _tasks(results) if tasks is None else tasks
+    entries = [results.get(t) for t in tasks]
+    return [*entries, None if None in entries else results["average"]]
+
+
+def _measured_cells(results: Results, known: bool = False, tasks: list[str] | None = None) -> list[str]:
+    """The cells of one measured row: each task, then the average (``known``: the known-degradation scores);
+    ``tasks``: the table's columns (default: the tasks of ``results``), '-' where a task has no result."""
+    return ["-" if e is None else _cell(e["known"]["psnr"], e["known"]["ssim"], 4) if known
+            else _cell(e["psnr"], e["ssim"], 4) for e in _columns(results, tasks)]
+
+
+def _paper_cells(paper: PaperRow) -> list[str]:
+    return ["-" if v is None else _cell(v[0], v[1], 3) for v in paper]
+
+
+def _delta_cells(results: Results, paper: PaperRow, tasks: list[str] | None = None) -> list[str]:
+    return ["-" if v is None or e is None else f"{e['psnr'] - v[0]:+.2f} / {e['ssim'] - v[1]:+.4f}"
+            for e, v in zip(_columns(results, tasks), paper, strict=True)]
+
+
+def _header(tasks: list[str]) -> list[list[str]]:
+    header = ["", *(TASKS[t].test_set for t in tasks), "Average"]
+    return [header, ["-" * 3] * len(header)]
+
+
 def results_table(results: dict[str, dict[str, float]], setting: str) -> str:
     """Markdown table: one column per test set (paper order) and the average; rows paper / measured / delta.
 
     The paper's average is its published one when every test set of the setting was run, else the
-    mean of its published numbers over the test sets that were run.
+    mean of its published numbers over the test sets that were run (:func:`paper_values`).
     """
-    published = SETTINGS[setting].published
-    tasks = [t for t in results if t != "average"]
-    header = ["", *(TASKS[t].test_set for t in tasks), "Average"]
+    paper = paper_values(SETTINGS[setting].published, _tasks(results), setting)
     blind = "known" in results["average"]
-    paper_cells, ours_cells, known_cells, delta_cells = [], [], [], []
-    paper_known = [t for t in tasks if t in published]
-    for task in tasks:
-        ours = results[task]
-        ours_cells.append(_cell(ours["psnr"], ours["ssim"], 4))
-        if blind:
-            known_cells.append(_cell(ours["known"]["psnr"], ours["known"]["ssim"], 4))
-        if task in published:
-            p, s = published[task]
-            paper_cells.append(_cell(p, s, 3))
-            delta_cells.append(f"{ours['psnr'] - p:+.2f} / {ours['ssim'] - s:+.4f}")
+    ours_rows = ([["this run, blind (recognised degradation)", *_measured_cells(results)],
+                  ["this run, known degradation", *_measured_cells(results, known=True)]] if blind
+                 else [["this run", *_measured_cells(results)]])
+    rows = [*_header(_tasks(results)), [f"DFPIR {setting} (paper)", *_paper_cells(paper)], *ours_rows,
+            ["difference" + (" (blind - paper)" if blind else ""), *_delta_cells(results, paper)]]
+    return _markdown(rows)
+
+
+@dataclass(frozen=True)
+class CheckpointResults:
+    """The results of one checkpoint of a comparison (several ``--ckpt``).
+
+    label: its row's name (``--label``, else the file name); path: the checkpoint as given;
+    architecture: its network's registered architecture (``net/registry.py``), which selects the
+    published row it is compared with; network: a description of the network (``NetworkSpec.describe``).
+    """
+
+    label: str
+    path: str
+    architecture: str
+    network: str
+    results: Results
+
+
+def method_name(architecture: str) -> str:
+    """How tables name a network: its registered class's name (DFPIR, PromptIR, ...)."""
+    return ARCHITECTURES[architecture].__name__ if architecture in ARCHITECTURES else architecture
+
+
+def published_rows(entries: list[CheckpointResults], setting: str, tasks: list[str]) -> dict[str, PaperRow | None]:
+    """{architecture: its published row over ``tasks`` and their average (:func:`paper_values`), or None
+    when not published in ``setting``}, for each architecture among ``entries``, in their order."""
+    rows: dict[str, PaperRow | None] = {}
+    for entry in entries:
+        if entry.architecture not in rows:
+            published = SETTINGS[setting].published_for(entry.architecture)
+            rows[entry.architecture] = None if published is None else paper_values(published, tasks, setting)
+    return rows
+
+
+def comparison_table(entries: list[CheckpointResults], setting: str, tasks: list[str]) -> str:
+    """Markdown table of several checkpoints scored on the same inputs, one column per task of ``tasks``
+    and the average: the published row of each architecture present ("not published" where the setting
+    has none), a row per checkpoint (two for a blind evaluation: blind and known degradation; '-' for
+    a task not run yet), then each checkpoint's difference from its architecture's published row."""
+    paper = published_rows(entries, setting, tasks)
+    rows = _header(tasks)
+    for architecture, values in paper.items():
+        name = f"{method_name(architecture)} {setting} (paper)"
+        rows.append([name + ": not published", *["-"] * (len(rows[0]) - 1)] if values is None
+                    else [name, *_paper_cells(values)])
+    for entry in entries:
+        if "known" in entry.results["average"]:
+            rows += [[f"{entry.label}, blind (recognised degradation)", *_measured_cells(entry.results, False, tasks)],
+                     [f"{entry.label}, known degradation", *_measured_cells(entry.results, True, tasks)]]
         else:
-            paper_cells.append("-")
-            delta_cells.append("-")
-    avg = results["average"]
-    ours_cells.append(_cell(avg["psnr"], avg["ssim"], 4))
-    if blind:
-        known_cells.append(_cell(avg["known"]["psnr"], avg["known"]["ssim"], 4))
-    if paper_known and len(paper_known) == len(tasks):
-        if set(tasks) == set(SETTINGS[setting].test_tasks) and "average" in published:
-            p, s = published["average"]
-        else:
-            p = sum(published[t][0] for t in tasks) / len(tasks)
-            s = sum(published[t][1] for t in tasks) / len(tasks)
-        paper_cells.append(_cell(p, s, 3))
-        delta_cells.append(f"{avg['psnr'] - p:+.2f} / {avg['ssim'] - s:+.4f}")
-    else:
-        paper_cells.append("-")
-        delta_cells.append("-")
-    ours_rows = [["this run, blind (recognised degradation)", *ours_cells],
-                 ["this run, known degradation", *known_cells]] if blind else [["this run", *ours_cells]]
-    rows = [header, ["-" * 3] * len(header), [f"DFPIR {setting} (paper)", *paper_cells], *ours_rows,
-            ["difference" + (" (blind - paper)" if blind else ""), *delta_cells]]
+            rows.append([entry.label, *_measured_cells(entry.results, False, tasks)])
+    for entry in entries:
+        if paper[entry.architecture] is not None:
+            rows.append([f"{entry.label} - {method_name(entry.architecture)} paper",
+                         *_delta_cells(entry.results, paper[entry.architecture], tasks)])
     return _markdown(rows)
 
 
@@ -142,9 +220,49 @@ def write_results(output_dir: str | Path, results: dict[str, dict[str, float]], 
     """Write output_dir/results.json (strict JSON, :func:`strict_json`) and output_dir/results.md (embedding
     ``figures``), each atomically (``utils.outputs.atomic_write``: WriteError if one cannot be written, the
     earlier file intact); return the markdown."""
-    output_dir = Path(output_dir)
-    atomic_write(output_dir / "results.json", strict_json(results))
     markdown = f"## {title}\n\nPSNR (dB) / SSIM. {image_counts(results)}.\n\n{results_table(results, setting)}\n"
     markdown += recognition_section(results, setting) + figure_section(figures or {})
+    return _write(output_dir, results, markdown)
+
+
+def comparison_json(entries: list[CheckpointResults], setting: str, tasks: list[str]) -> dict:
+    """results.json of several checkpoints (docs/evaluation.md)::
+
+        {"setting": "3D",
+         "checkpoints": {label: {"checkpoint": path, "architecture": "dfpir", "network": "paper (dfpir)",
+                                 "results": {task: {"psnr", "ssim", "n"}, ..., "average": {...}}}, ...},
+         "paper": {architecture: {task: {"psnr", "ssim"}, ..., "average": {...}} or null (not published)}}
+
+    Each ``results`` has the layout of a single checkpoint's results.json (``engine.scoring.Results``);
+    a paper row holds the published numbers of ``tasks`` (the run's) and the average the table shows
+    (:func:`paper_values`).
+    """
+    columns = [*tasks, "average"]
+    paper = {architecture: None if values is None else
+             {t: {"psnr": v[0], "ssim": v[1]} for t, v in zip(columns, values, strict=True) if v is not None}
+             for architecture, values in published_rows(entries, setting, tasks).items()}
+    checkpoints = {e.label: {"checkpoint": e.path, "architecture": e.architecture, "network": e.network,
+                             "results": e.results} for e in entries}
+    return {"setting": setting, "checkpoints": checkpoints, "paper": paper}
+
+
+def write_comparison_results(output_dir: str | Path, entries: list[CheckpointResults], setting: str,
+                             tasks: list[str], title: str, figures: dict[str, str] | None = None) -> str:
+    """results.json (:func:`comparison_json`) and results.md (:func:`comparison_table`, each blind
+    checkpoint's recognition section, ``figures``) of several checkpoints, written as :func:`write_results`
+    writes them; ``tasks``: the run's tasks (the table's columns); return the markdown."""
+    markdown = (f"## {title}\n\nPSNR (dB) / SSIM, every checkpoint on the same inputs. "
+                f"{image_counts(entries[0].results)}.\n\n{comparison_table(entries, setting, tasks)}\n")
+    for entry in entries:
+        section = recognition_section(entry.results, setting)
+        markdown += f"\n### {entry.label}\n{section}" if section else ""
+    markdown += figure_section(figures or {})
+    return _write(output_dir, comparison_json(entries, setting, tasks), markdown)
+
+
+def _write(output_dir: str | Path, results: dict, markdown: str) -> str:
+    """output_dir/results.json and results.md, each atomically; returns ``markdown``."""
+    output_dir = Path(output_dir)
+    atomic_write(output_dir / "results.json", strict_json(results))
     atomic_write(output_dir / "results.md", markdown)
     return markdown

@@ -17,7 +17,7 @@ SUMMARY = re.compile(r"speedup infer256=\d+\.\d\d train=\d+\.\d\d max_abs_diff=\
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_models(paths: list[bm.PathSpec]) -> dict[str, bm.DFPIR]:
+def tiny_models(paths: list[bm.PathSpec]) -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     reference = create_model("tiny")
     cpu = torch.device("cpu")
@@ -136,3 +136,20 @@ def test_at_least_one_warmup_and_one_timed_call_are_required():
     for option in ("--warmup", "--repeats"):
         with pytest.raises(SystemExit):
             bm.parse_args([option, "0"])
+
+
+def test_a_network_without_text_prompts_is_timed_without_a_text_code(monkeypatch):
+    from net.promptir import PromptIR
+
+    seen = []
+    forward = PromptIR.forward
+
+    def spy(self, img, text_code=None):
+        seen.append(text_code)
+        return forward(self, img, text_code)
+
+    monkeypatch.setattr(PromptIR, "forward", spy)
+    summary = bm.main(["--model", "promptir_tiny", "--quick", "--repeats", "1", "--cases", "infer128", "train"])
+    assert summary.startswith("speedup infer256=n/a train=")
+    assert seen and all(code is None for code in seen)
+    assert bm.make_inputs(bm.default_cases(True)[0], torch.device("cpu"), text_dim=None)["text_code"] is None

@@ -137,6 +137,10 @@ register_setting(Setting(
     paper_numbers={"denoise_15": (34.14, 0.935), "denoise_25": (31.47, 0.893), "denoise_50": (28.25, 0.806),
                    "derain": (38.65, 0.982), "dehaze": (31.87, 0.980)},
     published_average=(32.88, 0.919), legacy_sigmas=(15, 25, 50),
+    # PromptIR's row of DFPIR's 3D table, as in the PromptIR paper (docs/protocol.md section 7.3).
+    baseline_numbers={"promptir": {"denoise_15": (33.98, 0.933), "denoise_25": (31.31, 0.888),
+                                   "denoise_50": (28.06, 0.799), "derain": (36.37, 0.972),
+                                   "dehaze": (30.58, 0.974), "average": (32.06, 0.913)}},
 ))
 register_setting(Setting(
     "5D", ("dehaze", "derain", "denoise_25", "deblur", "lowlight"), val_every=3000,
@@ -145,4 +149,5 @@ register_setting(Setting(
     paper_numbers={"denoise_25": (31.29, 0.889), "derain": (37.62, 0.978), "dehaze": (31.64, 0.979),
                    "deblur": (28.82, 0.873), "lowlight": (23.82, 0.843)},
     published_average=(30.64, 0.913), legacy_sigmas=(25,),
+    # No 5D PromptIR row is published (docs/protocol.md section 7.3): no baseline_numbers.
 ))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 SPLITS: tuple[str, ...] = ("train", "test")
+PAPER_ARCHITECTURE = "dfpir"  # the network whose numbers a Setting's paper_numbers are (net/registry.py's name)
 
 # --------------------------------------------------------------------------------------------------
 # Layouts: how degraded images pair with clean ones inside a dataset folder (docs/protocol.md section 5)
@@ -252,8 +253,11 @@ class Setting:
     val_every:         validation interval in training steps used by the authors.
     train_repeats:     the training mixture: task name -> how many times one training epoch visits
                        each of its training images.
-    paper_numbers:     task name -> (PSNR, SSIM) reported in the paper.
+    paper_numbers:     task name -> (PSNR, SSIM) reported in the paper (DFPIR's own row).
     published_average: the paper's average over ``test_tasks`` (PSNR, SSIM), if published.
+    baseline_numbers:  architecture name (``net/registry.py``) of another network -> its published
+                       row in this setting: task name (and 'average') -> (PSNR, SSIM). A network
+                       absent here has no published numbers in this setting.
     legacy_sigmas:     the sigmas the authors' test script of this setting draws noise for, in their
                        order, from one stream (``--legacy_noise``); None: the authors have no such script.
     """
@@ -265,6 +269,7 @@ class Setting:
     paper_numbers: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     published_average: tuple[float, float] | None = None
     legacy_sigmas: tuple[int, ...] | None = None
+    baseline_numbers: Mapping[str, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def published(self) -> dict[str, tuple[float, float]]:
@@ -273,6 +278,14 @@ class Setting:
         if self.published_average is not None:
             numbers["average"] = self.published_average
         return numbers
+
+    def published_for(self, architecture: str) -> dict[str, tuple[float, float]] | None:
+        """The published row of a network in this setting: task name (and 'average') -> (PSNR, SSIM);
+        DFPIR's (``PAPER_ARCHITECTURE``) is :attr:`published`; None: not published."""
+        if architecture == PAPER_ARCHITECTURE:
+            return self.published
+        numbers = self.baseline_numbers.get(architecture)
+        return None if numbers is None else dict(numbers)
 
     def prompt_sets(self) -> list[str]:
         """The prompt sets that have a prompt for every training task of this setting."""
@@ -334,8 +347,9 @@ def register_setting(setting: Setting) -> Setting:
         raise ValueError(f"setting {setting.name!r} is already registered")
     if not setting.train_repeats:
         raise ValueError(f"setting {setting.name!r} needs a training mixture (task -> repeat factor)")
+    baselines = [t for numbers in setting.baseline_numbers.values() for t in numbers if t != "average"]
     for what, names in (("test", setting.test_tasks), ("training", setting.train_repeats),
-                        ("published", setting.paper_numbers)):
+                        ("published", setting.paper_numbers), ("baseline", baselines)):
         unknown = [t for t in names if t not in TASKS]
         if unknown:
             raise ValueError(f"setting {setting.name!r}: unknown {what} task(s) {unknown}")
