@@ -26,16 +26,19 @@ COMMON = ["--device", "cpu", "--num_workers", "0", "--tasks", "denoise_15", "der
 
 def lightning_file(path: Path, model: str, seed: int) -> Path:
     """A checkpoint of this project's Lightning format for ``--model model``: random weights (``seed``) and
-    a random prompt table (the detailed prompts)."""
+    a random prompt table (the detailed prompts) for a network with text prompts, none otherwise (as training
+    stores it)."""
     network = NetworkSpec.of_model(model)
     torch.manual_seed(seed)
     net = network.build()
     prompts = prompt_list("detailed")
-    table = PromptTable(prompts, torch.randn(len(prompts), network.text_dim), "random (test)")
+    table = PromptTable(prompts, torch.randn(len(prompts), network.text_dim), "random (test)").to_dict() \
+        if network.uses_text_prompts else None
     torch.save({"pytorch-lightning_version": "2.5.0", "epoch": 0,
                 "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
                 "dfpir": {"architecture": network.architecture, "model_config": network.config,
-                          "prompt_set": "detailed", "prompt_table": table.to_dict(), "setting": "3D"}}, path)
+                          "prompt_set": "detailed" if table else None, "prompt_table": table, "setting": "3D"}},
+               path)
     return path
 
 
@@ -115,12 +118,14 @@ def test_a_checkpoint_that_does_not_fit_is_refused_before_any_image_is_decoded(d
         raise AssertionError("a test image was decoded")
 
     monkeypatch.setattr(data.evalsets, "load_test_images", no_decoding)
-    misfit = tmp_path / "misfit.pt"  # a bare state dict of the tiny DFPIR, evaluated as the paper's network
-    torch.save(NetworkSpec.of_model("tiny").build().state_dict(), misfit)
+    misfit = tmp_path / "misfit.pt"  # the tiny DFPIR's weights, one tensor short: no registered network fits them
+    state = NetworkSpec.of_model("tiny").build().state_dict()
+    torch.save({k: v for k, v in state.items() if k != "output.weight"}, misfit)
     out = tmp_path / "out"
     assert _evaluate(data_root, out, "--ckpt", str(checkpoints["dfpir"]), "--ckpt", str(misfit)) == 2
     err = capsys.readouterr().err
-    assert f"checkpoint {misfit} does not match the network" in err and "Traceback" not in err
+    assert f"{misfit} records no network and its 204 tensors fit no registered network" in err
+    assert "tiny (dfpir, 205 tensors: 1 missing" in err and "Traceback" not in err
     assert not out.exists()
 
 
