@@ -1,6 +1,6 @@
 """Every refusal is exit 2 with one clear line, before the heavy work, and loses nothing (issue 25).
 
-One test per case (docs/reliability_refusals.md): each asserts the exit status, the message, and that
+One test per case (docs/reliability.md, "Refusals"): each asserts the exit status, the message, and that
 every file that existed before is byte-identical after. The scripts run in-process on the stand-in
 data with the tiny network; the lock tests use a subprocess as the other training.
 """
