@@ -51,6 +51,19 @@ class RestormerConfig:
         return asdict(self)
 
 
+def check_image_batch(img: torch.Tensor, channels: int, size_multiple: int, network: str) -> None:
+    """ValueError unless ``img`` is (B, ``channels``, H, W) with H and W multiples of ``size_multiple``:
+    the input every Restormer U-Net here takes (``network`` names it in the message)."""
+    if img.ndim != 4 or img.shape[1] != channels:
+        raise ValueError(f"img must be (B, {channels}, H, W), got {tuple(img.shape)}")
+    h, w = img.shape[-2:]
+    if h % size_multiple or w % size_multiple:
+        raise ValueError(
+            f"{network} needs H and W to be multiples of {size_multiple}, got {h}x{w}: pad the image "
+            "(demo.py and the tiled restorer do this for you) or crop it"
+        )
+
+
 def set_fast_path(network: nn.Module, enabled: bool = True) -> nn.Module:
     """Switch every module of ``network`` that has a ``fast`` attribute to the fast (True) or the
     reference (False) formulation; returns ``network``."""

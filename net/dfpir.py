@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from net.blocks import Downsample, OverlapPatchEmbed, RestormerConfig, TransformerBlock, Upsample, set_fast_path
+from net.blocks import (
+    Downsample,
+    OverlapPatchEmbed,
+    RestormerConfig,
+    TransformerBlock,
+    Upsample,
+    check_image_batch,
+    set_fast_path,
+)
 from net.dfpir_hub import DFPIRHubMixin
 from net.dgpb import DGPB, TEXT_DIM
 from net.recipe import PAPER_RECIPE
@@ -160,14 +168,7 @@ class DFPIR(
         return self.output(self.refinement(d1)) + img
 
     def _check_inputs(self, img: torch.Tensor, text_code: torch.Tensor) -> None:
-        if img.ndim != 4 or img.shape[1] != self.config.inp_channels:
-            raise ValueError(f"img must be (B, {self.config.inp_channels}, H, W), got {tuple(img.shape)}")
-        h, w = img.shape[-2:]
-        if h % self.size_multiple or w % self.size_multiple:
-            raise ValueError(
-                f"DFPIR needs H and W to be multiples of {self.size_multiple}, got {h}x{w}: pad the image "
-                "(demo.py and the tiled restorer do this for you) or crop it"
-            )
+        check_image_batch(img, self.config.inp_channels, self.size_multiple, "DFPIR")
         if text_code.shape != (img.shape[0], self.config.text_dim):
             raise ValueError(
                 f"text_code must be (B, {self.config.text_dim}) with one code per image, got "

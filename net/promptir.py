@@ -35,7 +35,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from net.blocks import Downsample, OverlapPatchEmbed, RestormerConfig, TransformerBlock, Upsample, set_fast_path
+from net.blocks import (
+    Downsample,
+    OverlapPatchEmbed,
+    RestormerConfig,
+    TransformerBlock,
+    Upsample,
+    check_image_batch,
+    set_fast_path,
+)
 from net.recipe import Recipe, adamw, per_epoch_lambda, step_at_epoch, warmup_cosine_factor
 from net.registry import register_architecture, register_model
 
@@ -198,7 +206,7 @@ class PromptIR(nn.Module):
 
         Returns the restored image (B, 3, H, W) (not clipped).
         """
-        self._check_inputs(img)
+        check_image_batch(img, self.config.inp_channels, self.size_multiple, "PromptIR")
         e1 = self.encoder_level1(self.patch_embed(img))
         e2 = self.encoder_level2(self.down1_2(e1))
         e3 = self.encoder_level3(self.down2_3(e2))
@@ -212,15 +220,6 @@ class PromptIR(nn.Module):
         d1 = self.decoder_level1(torch.cat([self.up2_1(d2), e1], dim=1))
         return self.output(self.refinement(d1)) + img
 
-    def _check_inputs(self, img: torch.Tensor) -> None:
-        if img.ndim != 4 or img.shape[1] != self.config.inp_channels:
-            raise ValueError(f"img must be (B, {self.config.inp_channels}, H, W), got {tuple(img.shape)}")
-        h, w = img.shape[-2:]
-        if h % self.size_multiple or w % self.size_multiple:
-            raise ValueError(
-                f"PromptIR needs H and W to be multiples of {self.size_multiple}, got {h}x{w}: pad the image "
-                "(demo.py and the tiled restorer do this for you) or crop it"
-            )
 
 
 register_model("promptir", "promptir", lambda: PromptIRConfig.released().to_dict())

@@ -78,3 +78,12 @@ def trained_run(data_root, tmp_path_factory) -> Path:
             "--val_every", "0", "--max_steps", "2"]
     assert train_main("3D", argv) == 0
     return ckpt_dir
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: tiny steps are far slower when threads fight over shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,12 +27,7 @@ KEYS = Path(__file__).parent / "fixtures" / "parity" / "promptir" / "promptir_st
 RUN = ["--device", "cpu", "--num_workers", "0"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

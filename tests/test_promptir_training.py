@@ -22,13 +22,7 @@ TINY = ["--model", "promptir_tiny", "--patch_size", "32", "--num_workers", "0",
         "--device", "cpu", "--logger", "csv", "--data_file_dir", "none", "--de_type", "dehaze"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the tiny steps are far slower when threads fight over shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def expected_lr(epoch: int) -> float:
