@@ -12,8 +12,8 @@ import torch
 from data.transforms import add_gaussian_noise, to_tensor
 from demo import main as demo_main
 from engine.evaluate import main as evaluate_main
-from engine.recognizer import BRIGHTEN_GAMMA, BRIGHTEN_PROBABILITY, augment_samples
-from engine.recognizer import main as train_recognizer_main
+from engine.recognizer_training import BRIGHTEN_GAMMA, BRIGHTEN_PROBABILITY, augment_samples
+from engine.recognizer_training import main as train_recognizer_main
 from net.dfpir import DFPIR, DFPIRConfig
 from net.prompts import PromptTable
 from net.recognizer import (

@@ -25,7 +25,7 @@ import torch
 
 import demo
 from engine.evaluate import main as evaluate_main
-from engine.recognizer import main as recognizer_main
+from engine.recognizer_training import main as recognizer_main
 from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
 from net.checkpoint.hub_folder import write_hub_files

@@ -22,7 +22,7 @@ import demo
 import quickstart
 from data import prepare
 from data.placement import copy_file
-from engine import recognizer, report
+from engine import recognizer_training, report
 from engine.preflight import writable_dir
 from engine.report import write_results
 from net import hub, prompts
@@ -418,7 +418,7 @@ def nothing_heavy(monkeypatch):
     failure: a test of a refusal must never reach them."""
     def reached(*args, **kwargs):
         raise AssertionError("the command started working instead of refusing")
-    for module, name in ((recognizer, "TrainMixture"), (recognizer, "eval_loaders"),
+    for module, name in ((recognizer_training, "TrainMixture"), (recognizer_training, "eval_loaders"),
                          (prompts, "build_prompt_table"), (hub, "read_checkpoint"), (demo, "Restorer")):
         monkeypatch.setattr(module, name, reached)
 
@@ -426,7 +426,7 @@ def nothing_heavy(monkeypatch):
 def test_recognizer_output_that_is_a_training_runs_last_ckpt_is_refused(user_folder, nothing_heavy, capsys):
     last = user_folder / "checkpoints" / "DFPIR_3D" / "last.ckpt"
     before = snapshot(user_folder)
-    assert recognizer.main(["--setting", "3D", "--output", str(last), "--val_tasks", "none"]) == 2
+    assert recognizer_training.main(["--setting", "3D", "--output", str(last), "--val_tasks", "none"]) == 2
     assert one_line(capsys.readouterr().err) == (f"error: output {last} already exists; pass --overwrite to replace "
                                                  "it, or choose another path")
     assert snapshot(user_folder) == before
@@ -436,7 +436,7 @@ def test_recognizer_output_below_a_file_is_refused_before_training(tmp_path, not
     (tmp_path / "file").write_text("x")
     before = snapshot(tmp_path)
     output = tmp_path / "file" / "recognizer.pt"
-    assert recognizer.main(["--setting", "3D", "--output", str(output), "--val_tasks", "none"]) == 2
+    assert recognizer_training.main(["--setting", "3D", "--output", str(output), "--val_tasks", "none"]) == 2
     assert one_line(capsys.readouterr().err) == (f"error: cannot write {output}: {tmp_path / 'file'} is a file; "
                                                  "choose another path")
     assert snapshot(tmp_path) == before

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # benchmarks/clip_cuda_parity.py compares with OpenAI's own CLIP code, installed by hand for that check only
 # (docs/prompts.md); pkg_resources is its fallback for openai-clip's old import.
 OPTIONAL = {"clip", "pkg_resources"}
-FIRST_PARTY = {"app", "benchmarks", "conftest", "data", "demo", "engine", "net", "options", "quickstart", "tests", "utils"}
+FIRST_PARTY = {"app", "benchmarks", "conftest", "data", "demo", "engine", "net", "options", "quickstart", "tests",
+               "utils"}
 # what each requirements file serves: the runtime, the tests, the web demo (app.py and its browser test)
 REQUIREMENTS = {"requirements.txt": ("data", "engine", "net", "utils", "options.py", "demo.py", "quickstart.py",
                                      "train_3D_DFPIR.py", "train_5D_DFPIR.py", "test_3D_DFPIR.py",

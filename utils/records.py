@@ -208,7 +208,7 @@ class Task:
     online:    the degradation the loaders add to the clean images (denoising: Gaussian noise), or
                None when the dataset holds degraded images.
     recognizer_augmentation: name of the augmentation of this task's samples when training the
-               degradation recogniser (``engine.recognizer.AUGMENTATIONS``), or None.
+               degradation recogniser (``engine.recognizer_training.AUGMENTATIONS``), or None.
     """
 
     name: str
