@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 from pathlib import Path, PurePath
+from typing import NamedTuple
 
 from huggingface_hub import HfApi, constants
 from torch import nn
@@ -71,12 +72,22 @@ def _check_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
         check_not_input(out / name, inputs)
 
 
+class Converted(NamedTuple):
+    """What :func:`convert` wrote: the loaded network, its prompt table (None: it takes no text prompts)
+    and the files of the Hub folder it wrote, relative to it (the only ones ``--push_to_hub`` uploads)."""
+
+    net: nn.Module
+    table: PromptTable | None
+    files: list[str]
+
+
 def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prompt_set: str = "detailed",
             prompt_embeddings: str | Path | None = None, prompt_backend: str = "clip",
-            results: str | Path | None = None, overwrite: bool = False) -> tuple[nn.Module, PromptTable | None]:
+            results: str | Path | None = None, overwrite: bool = False) -> Converted:
     """Any checkpoint of any registered network -> a Hub folder at ``out`` (new or empty; ``overwrite``:
-    its Hub files are replaced, its other files kept); returns the loaded network and its prompt table
-    (None for a network without text prompts). ``out`` is checked before the checkpoint is read.
+    its Hub files are replaced, its other files kept); returns the loaded network, its prompt table
+    (None for a network without text prompts) and the files written. ``out`` is checked before the
+    checkpoint is read.
 
     The network (``net.registry.resolve_network``: recorded, ``model``, or recognised by its key
     layout) and the prompt table come from the checkpoint when it records them (this project's
@@ -113,7 +124,8 @@ def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prom
         for image in images:
             (staging / image).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(results.parent / image, staging / image)
-    return net, table
+        files = sorted(path.relative_to(staging).as_posix() for path in staging.rglob("*") if path.is_file())
+    return Converted(net, table, files)
 
 
 def _model_card(network: NetworkSpec, net: nn.Module, source: str, results: str | None = None) -> str:
@@ -156,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.space:
             check_space_dir(args.space, args.overwrite)  # before converting
-        _, table = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,
-                           prompt_embeddings=args.prompt_embeddings, prompt_backend=args.prompt_backend,
-                           results=args.results, overwrite=args.overwrite)
-        print(f"wrote {args.out}/: {', '.join(sorted(p.name for p in Path(args.out).iterdir()))} "
+        converted = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,
+                            prompt_embeddings=args.prompt_embeddings, prompt_backend=args.prompt_backend,
+                            results=args.results, overwrite=args.overwrite)
+        table = converted.table
+        print(f"wrote {args.out}/: {', '.join(converted.files)} "
               f"(prompts: {table.source if table is not None else 'none, the network takes no text prompts'})")
         if args.space:
             print(f"wrote the Space {write_space(args.out, args.space, args.push_to_hub, args.overwrite)}/; "
@@ -174,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         api = HfApi()
         repo = api.create_repo(args.push_to_hub, private=args.private or None, exist_ok=True).repo_id
-        api.upload_folder(repo_id=repo, folder_path=args.out, commit_message="DFPIR model (python -m net.hub)")
+        # Only what this conversion wrote: other files of a reused --out (kept by --overwrite) stay private.
+        api.upload_folder(repo_id=repo, folder_path=args.out, allow_patterns=converted.files,
+                          commit_message="DFPIR model (python -m net.hub)")
         print(f"pushed to {constants.ENDPOINT}/{repo}")
     return 0
 

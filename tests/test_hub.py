@@ -189,13 +189,23 @@ def test_convert_and_push_uploads_the_folder_with_its_figures(authors_files, tmp
     calls = {}
     monkeypatch.setattr(net.hub, "hub_reachable", lambda: True)
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: type("Repo", (), {"repo_id": repo_id}))
-    monkeypatch.setattr(HfApi, "upload_folder", lambda self, *, repo_id, folder_path, **kw: calls.update(
-        repo=repo_id, files=sorted(p.name for p in Path(folder_path).iterdir())))
+
+    def upload_folder(self, *, repo_id, folder_path, allow_patterns=None, **kw):  # what huggingface_hub would send
+        files = sorted(p.name for p in Path(folder_path).iterdir())
+        calls.update(repo=repo_id, files=[f for f in files if allow_patterns is None or f in allow_patterns])
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     _convert(ckpt, tmp_path / "hub", "--model", "tiny", "--prompt_embeddings", str(prompts), "--results", str(results),
              "--push_to_hub", "someone/dfpir-tiny")
-    assert calls == {"repo": "someone/dfpir-tiny", "files": ["README.md", "compare_derain.png", "config.json",
-                                                             "model.safetensors", "prompt_table.safetensors"]}
+    written = ["README.md", "compare_derain.png", "config.json", "model.safetensors", "prompt_table.safetensors"]
+    assert calls == {"repo": "someone/dfpir-tiny", "files": written}
     assert "pushed to" in capsys.readouterr().out
+
+    # Reconverting into the same folder with --overwrite keeps a user's own file there, and never uploads it.
+    (tmp_path / "hub" / "notes-private.txt").write_text("mine")
+    _convert(ckpt, tmp_path / "hub", "--model", "tiny", "--prompt_embeddings", str(prompts), "--results", str(results),
+             "--push_to_hub", "someone/dfpir-tiny", "--overwrite")
+    assert calls["files"] == written and (tmp_path / "hub" / "notes-private.txt").read_text() == "mine"
 
     monkeypatch.setattr(net.hub, "hub_reachable", lambda: False)
     assert hub_main(["--ckpt", str(tmp_path / "hub"), "--out", str(tmp_path / "again"),
