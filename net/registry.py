@@ -184,10 +184,11 @@ def model_layout(name: str) -> Layout:
     the meta device (no memory, no initialisation cost)."""
     with torch.device("meta"):
         net = NetworkSpec.of_model(name).build()
-    return {key: tuple(tensor.shape) for key, tensor in net.state_dict().items()}
+    return layout_of(net.state_dict())
 
 
 def layout_of(state_dict: Mapping[str, torch.Tensor]) -> Layout:
+    """Every key of ``state_dict`` with its tensor's shape."""
     return {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
 
 
