@@ -68,12 +68,15 @@ class ModelEntry:
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
 RECIPES: dict[str, Recipe] = {}  # architecture name -> how it is trained
+DISPLAY_NAMES: dict[str, str] = {}  # architecture name -> its name in tables, folders and model cards
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE) -> Callable[[type[nn.Module]], type[nn.Module]]:
+def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE, display_name: str | None = None,
+                          ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: register a network class under ``name`` (stored in its checkpoints), trained
-    with ``recipe`` (``net/recipe.py``)."""
+    with ``recipe`` (``net/recipe.py``) and shown as ``display_name`` (default: the class name) in
+    result tables, default folder names (``checkpoints/<display_name>_3D``) and model cards."""
 
     def register(cls: type[nn.Module]) -> type[nn.Module]:
         if name in ARCHITECTURES and ARCHITECTURES[name] is not cls:
@@ -83,6 +86,7 @@ def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE) -> Callable[
         cls.architecture = name
         ARCHITECTURES[name] = cls
         RECIPES[name] = recipe
+        DISPLAY_NAMES[name] = display_name or cls.__name__
         return cls
 
     return register
@@ -153,6 +157,12 @@ class NetworkSpec:
     def recipe(self) -> Recipe:
         """How the network is trained (``register_architecture(..., recipe=...)``)."""
         return recipe_of(self.architecture)
+
+    @property
+    def display_name(self) -> str:
+        """The network's name in tables, default folders and model cards (e.g. 'DFPIR', 'PromptIR')."""
+        _architecture(self.architecture)
+        return DISPLAY_NAMES[self.architecture]
 
     @property
     def uses_text_prompts(self) -> bool:
