@@ -123,6 +123,7 @@ def _preflight(argv: list[str] | None) -> tuple[DemoConfig, list[Path], Checkpoi
     checks.add(device_problem(args.device))
     if print_config_and_exit(args, given, checks, "demo.py"):
         return None
+    checks.raise_if_any()  # the files below are read only with usable options
     auto = args.degradation == "auto"
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)

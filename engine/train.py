@@ -4,13 +4,13 @@ Order of work: the configuration (``options.TrainConfig``: flags > ``--config`` 
 network's recipe, ``net/recipe.py`` > the setting; ``utils.config.resolve``) -> check every option
 and file (``engine/preflight.py``; a resumed run must keep its configuration) -> lock ``--ckpt_dir``
 (one training per folder, ``utils/run_lock.py``) -> validate every dataset folder (``--check_data``
-stops here; a batch larger than the training set is refused) -> the resolved configuration written
-as ``<ckpt_dir>/config.yaml`` (and stored in every checkpoint) -> network and prompt table (from the
+stops here; a batch larger than the training set is refused) -> network and prompt table (from the
 checkpoint when resuming, so a run never changes its prompt codes) -> Lightning ``Trainer.fit`` with
 the callbacks of ``engine/callbacks.py``: validation by ``--val_rule`` every ``--val_every`` steps
 and after every epoch, the best checkpoint by average PSNR (``--select_best_on_test``), a
 checkpoint of every epoch (``--keep_every_epoch``), and ``last.ckpt`` for resuming. The recipe
-gives the defaults of these three options too. Ctrl-C and
+gives the defaults of these three options too. Every checkpoint stores the resolved configuration,
+also written with the first one as ``<ckpt_dir>/config.yaml``. Ctrl-C and
 SIGTERM save ``last.ckpt`` and end the run with exit status 130 / 143.
 """
 
@@ -213,16 +213,15 @@ def train(setting: str, argv: list[str] | None = None) -> int:
     config, resume, source, init, network = checked
     lock = _checkpoint_folder_lock(config)
     try:
-        return _checked_train(config, resume, source, init, network, launcher=lock is not None)
+        return _checked_train(config, resume, source, init, network)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _checked_train(config: TrainConfig, resume: Path | None, source: Checkpoint | None, init: Checkpoint | None,
-                   network: NetworkSpec, launcher: bool) -> int:
-    """The training after the preflight, while this process holds the --ckpt_dir lock (``launcher``: the
-    process that took it)."""
+                   network: NetworkSpec) -> int:
+    """The training after the preflight, while this process holds the --ckpt_dir lock."""
     setting, paths = config.setting, config.dataset_paths()
     report = _run_data_check(config, paths)
     if report is not None:
@@ -231,8 +230,6 @@ def _checked_train(config: TrainConfig, resume: Path | None, source: Checkpoint 
             raise UsageError(problem)
     if config.check_data:
         return 0
-    if launcher:  # the resolved configuration beside the checkpoints: rerun with --config <ckpt_dir>/config.yaml
-        write_run_config(config.ckpt_dir, config, f"train_{setting}_DFPIR.py")
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     table = prompt_table_for(config, source or init, config.de_type + config.val_tasks, network.text_dim)
@@ -257,8 +254,10 @@ def _checked_train(config: TrainConfig, resume: Path | None, source: Checkpoint 
     callbacks: list[Callback] = [
         RunSummary(),  # first: its step times exclude the checkpoint saves below
         last,
+        # the resolved configuration, in every checkpoint and (with the first) as <ckpt_dir>/config.yaml
         RecordRunConfig(run_config(config), {name: config.source(name) for name in DEFAULTED_OPTIONS},
-                        config.to_dict(), dict(config.sources)),
+                        config.to_dict(), dict(config.sources),
+                        write_config=lambda: write_run_config(ckpt_dir, config, f"train_{setting}_DFPIR.py")),
         LearningRateMonitor(logging_interval="epoch"),
         ProgressBar(),
     ]

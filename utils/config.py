@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -306,14 +307,22 @@ def read_command_line(parser: argparse.ArgumentParser, cls: type, argv: Sequence
                       context: Mapping | None = None) -> Given:
     """Parse ``argv`` with ``parser`` (:func:`build_parser` of ``cls``), keeping only the flags actually
     given (argparse's own errors, a bad choice or number, exit 2 as always), and read ``--config``."""
-    parser.parse_args(argv)  # --help, and argparse's refusals, with the real defaults
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # With --config, a required option may come from the file instead (checked by problems()).
+    from_file = any(a == CONFIG_FLAG or a.startswith(CONFIG_FLAG + "=") for a in argv)
+    required = [a for a in parser._actions if a.required] if from_file else []
+    for action in required:
+        action.required = False
     dests = [a.dest for a in parser._actions if a.dest not in ("help", "config_file", "print_config")]
     saved = {dest: parser.get_default(dest) for dest in dests}
-    parser.set_defaults(**{dest: NOT_GIVEN for dest in dests if dest not in _append_dests(parser)})
     try:
+        parser.parse_args(argv)  # --help, and argparse's refusals, with the real defaults
+        parser.set_defaults(**{dest: NOT_GIVEN for dest in dests if dest not in _append_dests(parser)})
         namespace = parser.parse_args(argv)
     finally:
         parser.set_defaults(**saved)
+        for action in required:
+            action.required = True
     values = vars(namespace)
     flags: dict[str, Any] = {}
     for dest, value in values.items():
@@ -421,7 +430,8 @@ def resolve(cls: type[C], given: Given, recipe: Mapping[str, Any] | None = None,
             setting: Mapping[str, Any] | None = None, context: Mapping | None = None) -> C:
     """The configuration of one run: each field from the first layer that has a value for it, in the
     order command line > config file > the network's recipe > the setting > the field's default, and
-    where each value came from (``sources``). A recipe or setting value of None is no value. A dict
+    where each value came from (``sources``). A value of None is no value (``lr: null`` in a file: the
+    recipe's), except the field's own default. A dict
     field (the dataset folders) merges key by key. A field without flags (the script's ``setting``)
     is never taken from the file: ``setting[name]`` decides (see :func:`file_mismatches`)."""
     layers = [("flag", given.flags), ("config file", given.file), ("recipe", recipe or {}),
@@ -447,8 +457,7 @@ def resolve(cls: type[C], given: Given, recipe: Mapping[str, Any] | None = None,
         for source, layer in layers:
             if option.set_by_command and source in ("flag", "config file"):
                 continue
-            if source == "default" or layer.get(name) is not None or (source in ("flag", "config file")
-                                                                      and name in layer):
+            if source == "default" or layer.get(name) is not None:
                 values[name], sources[name] = layer.get(name), source
                 break
     return cls(**values, sources=sources)
@@ -483,6 +492,9 @@ def problems(config: Config, file_path: Path | None = None) -> list[str]:
     found = []
     for field, option, kind in fields_of(type(config)):
         value = getattr(config, field.name)
+        if option.required and value in (None, []):
+            found.append(f"{option.flag} is required: give it on the command line, or as {field.name}: in the "
+                         f"--config file{f' {file_path}' if file_path else ''}")
         if value is None or kind.base is dict:
             continue
         items = value if kind.base is list else [value]
