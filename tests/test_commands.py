@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 import options
-from data.run_options import DataOptions, PatchSizeOption, PreloadOption
+from data.run_options import DataOptions, NameListsOption, PatchSizeOption, PreloadOption
 from net.prompts import PromptOptions
+from net.run_options import ModelOption, RecognizerOption
 from utils.config import Config, default_of, fields_of
-from utils.run_options import DeviceOption, NumWorkersOption, SeedOption, TilingOptions
+from utils.run_options import ChannelsLastOption, DeviceOption, NumWorkersOption, SeedOption, TilingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,6 +104,12 @@ def _declared(cls: type[Config], name: str) -> tuple:
     (PromptOptions, "prompt_backend", ["train", "test", "demo", "net.hub", "net.prompts"]),
     (TilingOptions, "tile_overlap", ["test", "demo"]),
     (DataOptions, "data_root", ["train", "test", "recognizer"]),
+    (NameListsOption, "data_file_dir", ["train", "recognizer", "data.prepare"]),
+    (ChannelsLastOption, "channels_last", ["train", "test"]),
+    (TilingOptions, "tile", ["test", "demo"]),
+    (RecognizerOption, "recognizer", ["test", "demo"]),
+    (ModelOption, "model", ["train", "test", "demo", "net.hub"]),
+    (PromptOptions, "prompt_embeddings", ["train", "test", "demo", "net.hub"]),
 ])
 def test_a_shared_option_has_its_one_default_and_help_in_every_command(cls, name, commands):
     default, help_text = _declared(cls, name)

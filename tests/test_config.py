@@ -115,6 +115,11 @@ def test_print_config_shows_every_value_with_its_source_and_exits(tmp_path, caps
     assert "ckpt_dir: checkpoints/DFPIR_3D  # setting" in capsys.readouterr().out  # named after the network
 
 
+def test_the_default_folders_are_named_after_the_network(capsys):
+    assert train_main("5D", ["--model", "promptir_tiny", "--print_config"]) == 0
+    assert "ckpt_dir: checkpoints/PromptIR_5D  # setting" in capsys.readouterr().out
+
+
 def test_print_config_of_the_test_script(trained_run, tmp_path, capsys):
     assert evaluate_main("5D", ["--ckpt", str(trained_run / "last.ckpt"), "--tile", "64", "--print_config"]) == 0
     out = capsys.readouterr().out
