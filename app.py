@@ -17,16 +17,19 @@ import shutil
 import signal
 import sys
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from data.evalsets import load_test_images
 from data.layouts import DatasetPaths, eval_pairs
 from data.sample import make_sample_dataset
 from engine.common import TILE_HINT, is_out_of_memory, quiet_expected_notices
-from engine.inference import AUTO, DEFAULT_OVERLAP, Restorer, add_network_flags, open_restorer
+from engine.inference import AUTO, DEFAULT_OVERLAP, Restorer, RestorerOptions, open_restorer
 from engine.preflight import USER_ERRORS, UsageError
+from net.run_options import RecognizerOption, checkpoint_option
 from quickstart import build_parser as quickstart_parser
-from utils.cli_options import RECOGNIZER, add_checkpoint_option, new_parser
+from utils.config import build_parser as build_config_parser
+from utils.config import opt, read_command_line, resolve
 from utils.image_io import ImageReadError, image_size, read_rgb, write_png
 from utils.tasks import TASKS, degradation_choices
 
@@ -44,14 +47,17 @@ MAX_FILE_SIZE = "64mb"
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".webp"]
 
 
+@dataclass(frozen=True, kw_only=True)
+class AppConfig(RestorerOptions, RecognizerOption):
+    """app.py's options (the network's and the recogniser's shared with demo.py)."""
+
+    ckpt: str | None = checkpoint_option(fallback=f"the quick start's {DEFAULT_CKPT}")
+    host: str = opt("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
+    port: int = opt("--port", default=7860, help="port to serve on")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__.split("\n\n")[0])
-    add_checkpoint_option(parser, fallback=f"the quick start's {DEFAULT_CKPT}")
-    RECOGNIZER.add(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=7860)
-    add_network_flags(parser)
-    return parser
+    return build_config_parser(AppConfig, __doc__.split("\n\n")[0])
 
 
 def example_inputs(data_root: Path, out_dir: Path, degradations: list[str]) -> list[Path]:
@@ -159,14 +165,14 @@ def build_app(restorer: Restorer, examples: list[Path], work_dir: Path, source: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = resolve(AppConfig, read_command_line(build_parser(), AppConfig, argv))
     quiet_expected_notices()
     if args.ckpt is None:
         if not DEFAULT_CKPT.is_file():
             print(f"error: no --ckpt given and no {DEFAULT_CKPT}; run python quickstart.py (a few minutes on a CPU) "
                   "or pass --ckpt FILE|HUB_FOLDER|REPO_ID", file=sys.stderr)
             return 2
-        args.ckpt = str(DEFAULT_CKPT)
+        args = replace(args, ckpt=str(DEFAULT_CKPT))
     try:
         restorer = open_restorer(args)
     except USER_ERRORS as err:

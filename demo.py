@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -24,37 +25,52 @@ import torch
 from tqdm import tqdm
 
 from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
-from engine.inference import Restorer, add_network_flags, inference_device
-from engine.preflight import DemoFlags, Preflight, UsageError, flag_problems, same_file, writable_dir
+from engine.inference import Restorer, RestorerOptions
+from engine.preflight import (
+    Preflight,
+    UsageError,
+    config_problems,
+    network_problems,
+    print_config_and_exit,
+    read_config,
+    same_file,
+    writable_dir,
+)
 from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
 from net.registry import NetworkSpec, resolve_network
-from utils.cli_options import RECOGNIZER, add_checkpoint_option, add_overwrite_flag, add_tiling_options, new_parser
+from net.run_options import RecognizerOption, checkpoint_option
+from utils.config import build_parser as build_config_parser
+from utils.config import opt, resolve
+from utils.devices import device_problem, resolve_device
 from utils.figures import FigureRow, Panel, comparison_figure
 from utils.image_io import ImageReadError, image_size, is_image_file, read_rgb, write_png
 from utils.outputs import OutputError, atomic_write, check_output
+from utils.run_options import TilingOptions, overwrite_option
 from utils.tasks import degradation_choices
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__.split("\n\n")[0])
-    add_checkpoint_option(parser)
-    parser.add_argument("--degradation", required=True, choices=[*degradation_choices(), "auto"],
-                        help="what to remove (the tasks' short names, utils/tasks.py); auto: what --recognizer "
-                        "predicts for each image")
-    RECOGNIZER.add(parser)
-    parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--output_dir", default="restored", help="where restored PNGs are written")
-    parser.add_argument("--compare", action="store_true",
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig(RestorerOptions, RecognizerOption, TilingOptions):
+    """demo.py's options (the network's, the recogniser's and tiling shared with the web app and the test scripts)."""
+
+    ckpt: str = checkpoint_option()
+    degradation: str = opt("--degradation", required=True, choices=lambda context: [*degradation_choices(), "auto"],
+                           help="what to remove (the tasks' short names, utils/tasks.py); auto: what --recognizer "
+                           "predicts for each image")
+    input: str = opt("--input", required=True, help="an image file or a folder of images")
+    output_dir: str = opt("--output_dir", default="restored", help="where restored PNGs are written")
+    compare: bool = opt("--compare", default=False,
                         help="also write <name>_compare.png: the input and its restoration side by side")
-    add_overwrite_flag(parser, "restored images that already exist in --output_dir")
-    add_tiling_options(parser)
-    add_network_flags(parser)
-    parser.add_argument("--skip_errors", action="store_true",
-                        help="go on past an image that cannot be read or restored (out of memory); list them at the "
-                        "end")
-    return parser
+    overwrite: bool = overwrite_option("restored images that already exist in --output_dir")
+    skip_errors: bool = opt("--skip_errors", default=False,
+                            help="go on past an image that cannot be read or restored (out of memory); list them at "
+                            "the end")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return build_config_parser(DemoConfig, __doc__.split("\n\n")[0], config_file=True)
 
 
 def input_images(path: Path) -> list[Path]:
@@ -95,14 +111,23 @@ def output_problems(images: list[Path], out_dir: Path, compare: bool = False, ov
     return problems
 
 
-def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRecognizer | None]:
-    """Every flag and file of the demo, all problems at once (engine/preflight.py) -> (images, checkpoint,
-    the network to build, the recogniser of --degradation auto or None)."""
+def _preflight(argv: list[str] | None) -> tuple[DemoConfig, list[Path], Checkpoint, NetworkSpec,
+                                                 DegradationRecognizer | None] | None:
+    """Every option and file of the demo, all problems at once (engine/preflight.py) -> (the configuration,
+    images, checkpoint, the network to build, the recogniser of --degradation auto or None); None after
+    --print_config."""
     checks = Preflight()
+    given = read_config(DemoConfig, build_parser(), argv, {}, checks)
+    args = resolve(DemoConfig, given)
+    checks.add(config_problems(args, given))
+    checks.add(device_problem(args.device))
+    if print_config_and_exit(args, given, checks, "demo.py"):
+        return None
+    checks.raise_if_any()  # the files below are read only with usable options
     auto = args.degradation == "auto"
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
-    checks.add(flag_problems(DemoFlags.of(args), network))  # --recognizer refused for a network without text prompts
+    checks.add(network_problems(args, network))  # --recognizer refused for a network without text prompts
     blind = network is not None and not network.uses_text_prompts
     if blind:
         print(f"note: {network.describe()} is blind (it takes no text prompts): it restores whatever degradation "
@@ -123,18 +148,20 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
     checks.add(writable_dir(args.output_dir, "output_dir")
                or output_problems(images, Path(args.output_dir), args.compare, args.overwrite))
     checks.raise_if_any()
-    return images, checkpoint, network, recognizer
+    return args, images, checkpoint, network, recognizer
 
 
 def run(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    images, checkpoint, network, recognizer = _preflight(args)
+    checked = _preflight(argv)
+    if checked is None:  # --print_config
+        return 0
+    args, images, checkpoint, network, recognizer = checked
     if not network.uses_text_prompts:
         tasks = []
     else:
         tasks = recognizer.task_names if recognizer else [degradation_choices()[args.degradation]]
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
-    restorer = Restorer(checkpoint, network, table, recognizer, inference_device(args.device))
+    restorer = Restorer(checkpoint, network, table, recognizer, resolve_device(args.device))
     out_dir = Path(args.output_dir)
     skipped: list[str] = []
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):

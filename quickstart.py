@@ -23,10 +23,12 @@ from pathlib import Path
 from data.sample import make_sample_dataset
 from engine.evaluate import main as evaluate
 from engine.train import main as train
-from net.registry import DEFAULT_MODEL, model_names
-from utils.cli_options import DEVICE, add_model_option, new_parser
+from net.registry import DEFAULT_MODEL
+from net.run_options import ModelOption
+from utils.config import add_option, new_parser
 from utils.outputs import OutputError, atomic_write, check_output_dir
 from utils.run_lock import LockError, RunLock
+from utils.run_options import DeviceOption
 
 SETTING = "5D"  # all five degradations
 MARKER_NAME = "QUICKSTART.txt"
@@ -40,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="quickstart",
                         help="folder for data, checkpoints and results: new, empty, or an earlier quick start's")
     parser.add_argument("--steps", type=int, default=60, help="training steps")
-    add_model_option(parser, model_names(), DEFAULT_MODEL)
+    add_option(parser, ModelOption, "model")
     parser.set_defaults(model=DEFAULT_MODEL)  # passed on to the training run, which starts from no checkpoint
-    DEVICE.add(parser)
+    add_option(parser, DeviceOption, "device")
     return parser
 
 

@@ -36,8 +36,9 @@ from torch.utils.data import DataLoader
 
 from data.layouts import DatasetPaths
 from data.mixture import TrainMixture
+from data.run_options import PatchSizeOption
 from data.sample import write_name_list
-from utils.cli_options import PATCH_SIZE
+from utils.config import add_option
 from utils.tasks import DATASETS, SETTINGS, TASKS
 
 # kind -> [(height, width, share of the images)]; the training sets' real sizes.
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts")
     parser.add_argument("--samples", type=int, default=300, help="samples drawn per configuration")
     parser.add_argument("--batch_size", type=int, default=5)
-    PATCH_SIZE.add(parser)
+    add_option(parser, PatchSizeOption, "patch_size")
     parser.add_argument("--preload_gb", type=float, default=0.0,
                         help="as the training flag (default there: 4); 0: every sample decoded from disk")
     return parser

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader, Sampler
 from data.evalsets import EvalSet
 from data.layouts import DatasetPaths
 from data.mixture import TrainMixture
-from utils.cli_options import PATCH_SIZE
+from data.run_options import PatchSizeOption
+from utils.config import default_of
 
 
 class StepSampler(Sampler[int]):
@@ -151,8 +152,8 @@ class DFPIRDataModule(L.LightningDataModule):
     """Training mixture (``TrainMixture``) and validation test sets (``EvalSet``) of one setting."""
 
     def __init__(self, paths: DatasetPaths, setting: str, train_tasks: list[str], val_tasks: list[str],
-                 batch_size: int = 5, patch_size: int = PATCH_SIZE.default, num_workers: int = 4, seed: int = 0,
-                 preload_bytes: int = 0):
+                 batch_size: int = 5, patch_size: int = default_of(PatchSizeOption, "patch_size"),
+                 num_workers: int = 4, seed: int = 0, preload_bytes: int = 0):
         super().__init__()
         self.paths = paths
         self.setting = setting

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from data.layouts import DataError, DatasetPaths, Pair, read_pair, train_pairs
 from data.online import degrade_online
+from data.run_options import PatchSizeOption
 from data.transforms import (
     CROP_BASE,
     crop_to_multiple,
@@ -32,7 +33,7 @@ from data.transforms import (
     random_augment,
     to_tensor,
 )
-from utils.cli_options import PATCH_SIZE
+from utils.config import default_of
 from utils.image_io import image_size, parallel_map
 from utils.tasks import SETTINGS, TASKS
 
@@ -85,7 +86,7 @@ class TrainMixture(Dataset):
         tasks: list[str],
         setting: str,
         paths: DatasetPaths,
-        patch_size: int = PATCH_SIZE.default,
+        patch_size: int = default_of(PatchSizeOption, "patch_size"),
         seed: int = 0,
         preload: bool = False,
         preload_bytes: int = DEFAULT_PRELOAD_BYTES,

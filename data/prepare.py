@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from data.check import check_data
 from data.finders import SHOWN, ImageTree, PrepareError, find_download
-from data.layouts import AUTHORS_NAME_LISTS, DataError, DatasetPaths, task_folder
+from data.layouts import DataError, DatasetPaths, task_folder
 from data.placement import deduplicate, place
-from utils.cli_options import NUM_WORKERS, PATCH_SIZE, add_name_lists_option, new_parser
+from data.run_options import NameListsOption, PatchSizeOption
+from utils.config import build_parser as build_config_parser
+from utils.config import opt, read_command_line, resolve
 from utils.outputs import OutputError, check_output_dir
 from utils.run_lock import LockError, RunLock
+from utils.run_options import NumWorkersOption
 from utils.tasks import DATASETS, SETTINGS, TASKS, Download
 
 CHECK_SETTING = "5D"
@@ -95,25 +99,28 @@ def check_prepared(out: Path, data_file_dir: Path | None, patch_size: int, num_w
 # Command line
 
 
+@dataclass(frozen=True, kw_only=True)
+class PrepareConfig(NameListsOption, PatchSizeOption, NumWorkersOption):
+    """``python -m data.prepare``'s options (the name lists, crop and workers shared with training)."""
+
+    out: Path = opt("--out", default=None, required=True, metavar="DATA_ROOT",
+                    help="dataset root to fill (then train with --data_root DATA_ROOT)")
+    downloads: dict[str, Path | None] = opt(default={}, keys=lambda context: [d.flag for d in downloads()],
+                                            group="downloads (the folder where each official archive was unpacked)",
+                                            help=lambda context: {d.flag: d.archive for d in downloads()})
+    copy: bool = opt("--copy", default=False, help="copy the files instead of linking them")
+    no_check: bool = opt("--no_check", default=False, help="skip the final check (decodes every image)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of ``python -m data.prepare``."""
-    parser = new_parser(
+    return build_config_parser(
+        PrepareConfig,
         "Arrange the official dataset downloads into the layout the training and test scripts expect (links by "
         "default), then check it as --check_data does. Each dataset flag takes the folder where its archive was "
         "unpacked; pass any subset. Nothing is written in a download folder.",
         prog="python -m data.prepare",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="DATA_ROOT",
-                        help="dataset root to fill (then train with --data_root DATA_ROOT)")
-    group = parser.add_argument_group("downloads (the folder where each official archive was unpacked)")
-    for download in downloads():
-        group.add_argument(f"--{download.flag}", type=Path, metavar="DIR", help=download.archive)
-    parser.add_argument("--copy", action="store_true", help="copy the files instead of linking them")
-    add_name_lists_option(parser, AUTHORS_NAME_LISTS)
-    PATCH_SIZE.add(parser)
-    NUM_WORKERS.add(parser)
-    parser.add_argument("--no_check", action="store_true", help="skip the final check (decodes every image)")
-    return parser
 
 
 def _refuse_overlap(out: Path, flag: str, download: Path) -> None:
@@ -131,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     (conflicts, unpaired images, a failed check), 2 for a download that cannot be used as given, a
     target that cannot be written, or a target another run is preparing."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    chosen = [(d, getattr(args, d.flag)) for d in downloads() if getattr(args, d.flag) is not None]
+    args = resolve(PrepareConfig, read_command_line(parser, PrepareConfig, argv))
+    chosen = [(d, args.downloads[d.flag]) for d in downloads() if args.downloads.get(d.flag) is not None]
     if not chosen:
         parser.error("give at least one download, e.g. --gopro ~/downloads/GOPRO_Large (see --help)")
     try:
@@ -161,7 +168,7 @@ def _find_downloads(parser: argparse.ArgumentParser, out: Path, chosen: list[tup
     return found
 
 
-def _place_and_check(args: argparse.Namespace, found: list) -> int:
+def _place_and_check(args: PrepareConfig, found: list) -> int:
     """Place what was found under ``args.out`` and check it (the exit status of :func:`main`)."""
     placements, problems = [], []
     for download, folder, result in found:

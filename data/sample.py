@@ -25,6 +25,7 @@ import argparse
 import functools
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -32,8 +33,9 @@ import skimage.data
 from PIL import Image
 
 from data.synthesis import find_synthesis
-from utils.cli_options import SEED, add_overwrite_flag, new_parser
+from utils.config import add_option, new_parser
 from utils.outputs import OutputError, atomic_write
+from utils.run_options import SeedOption, overwrite_option
 from utils.tasks import DATASETS, SPLITS, Dataset
 
 # scikit-image photographs bundled with the package (none needs a download); gray ones become RGB.
@@ -261,6 +263,14 @@ def make_sample_dataset(
 # Command line
 
 
+@dataclass(frozen=True, kw_only=True)
+class SampleOptions(SeedOption):
+    """The declared options of ``python -m data.sample`` (its others are its own, in :func:`build_parser`)."""
+
+    overwrite: bool = overwrite_option(lambda context: f"the {', '.join(generated_entries())} of an OUT_DIR that is "
+                                       "neither empty nor a previous sample dataset")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of ``python -m data.sample``."""
     parser = new_parser(
@@ -269,12 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m data.sample",
     )
     parser.add_argument("out_dir", type=Path, help="dataset root to create")
-    SEED.add(parser)
+    add_option(parser, SeedOption, "seed")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the image counts")
     parser.add_argument("--train_size", type=int, default=160, help="nominal training image height")
     parser.add_argument("--test_size", type=int, default=96, help="nominal test image height")
-    add_overwrite_flag(parser, f"the {', '.join(generated_entries())} of an OUT_DIR that is neither empty nor a "
-                       "previous sample dataset")
+    add_option(parser, SampleOptions, "overwrite")
     return parser
 
 

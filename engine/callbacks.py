@@ -9,6 +9,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -84,14 +85,27 @@ class LastCheckpoint(Callback):
 class RecordRunConfig(Callback):
     """Stores in every checkpoint the options a resumed run must keep (``engine.train.run_config``,
     compared by ``resume_config_problems``) and, under ``option_sources``, where the options the
-    network's recipe gives defaults to came from ({"lr": "flag" | "recipe", ...}; not compared)."""
+    network's recipe gives defaults to came from ({"lr": "flag" | "recipe", ...}; not compared), and
+    under ``config`` / ``config_sources`` the run's whole resolved configuration and where each value
+    came from (``options.TrainConfig.to_dict``: what its ``config.yaml`` holds). ``write_config``, called
+    by the first process once, with the run's first checkpoint: writes that ``config.yaml`` (so a folder's
+    config.yaml is always that of the run that wrote its checkpoints, and a run that saved nothing
+    changed nothing)."""
 
-    def __init__(self, config: dict, option_sources: dict[str, str] | None = None):
+    def __init__(self, config: dict, option_sources: dict[str, str] | None = None, resolved: dict | None = None,
+                 resolved_sources: dict[str, str] | None = None, write_config: Callable[[], object] | None = None):
         self.config = config
         self.option_sources = dict(option_sources or {})
+        self.resolved = dict(resolved or {})
+        self.resolved_sources = dict(resolved_sources or {})
+        self.write_config = write_config
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint[RUN_KEY] = {**self.config, "world_size": trainer.world_size, "option_sources": self.option_sources}
+        if self.write_config is not None and trainer.is_global_zero:
+            self.write_config()
+            self.write_config = None
+        checkpoint[RUN_KEY] = {**self.config, "world_size": trainer.world_size, "option_sources": self.option_sources,
+                               "config": self.resolved, "config_sources": self.resolved_sources}
 
 
 def should_validate(rule: str, every: int, batch_idx: int, global_step: int, last_batch: bool) -> bool:

@@ -1,8 +1,7 @@
-"""Pieces shared by the training and evaluation runs: device choice, prompt table, network speed options."""
+"""Pieces shared by the training and evaluation runs: prompt table, network speed options, the entry points' wrapper."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -14,17 +13,11 @@ import torch
 from engine.module import RestorationModule
 from engine.preflight import USER_ERRORS, UsageError
 from net.checkpoint import Checkpoint
-from net.prompts import PromptTable, build_prompt_table
+from net.prompts import PromptOptions, PromptTable, build_prompt_table
 from net.recognizer import DegradationRecognizer, load_recognizer
 from net.speed import prepare_for_speed, use_compile_cache
-
-
-def accelerator(device: str) -> str:
-    """--device auto|cpu|cuda -> Lightning accelerator name."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was given but PyTorch sees no CUDA device; use --device cpu")
-    return {"auto": "auto", "cpu": "cpu", "cuda": "gpu"}[device]
-
+from utils.devices import resolve_device
+from utils.run_options import ChannelsLastOption
 
 NO_PROMPTS = "none (the network takes no text prompts)"  # the source of a network's empty prompt table
 
@@ -35,7 +28,7 @@ def no_prompt_table() -> PromptTable:
     return PromptTable([], torch.zeros(0, 0), NO_PROMPTS)
 
 
-def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, tasks: list[str],
+def prompt_table_for(args: PromptOptions, checkpoint: Checkpoint | None, tasks: list[str],
                      text_dim: int | None) -> PromptTable:
     """The checkpoint's own prompt table if it has one, else one built from the prompt options; for a
     network without text prompts (``text_dim`` None: ``NetworkSpec.text_dim``) the empty table,
@@ -54,8 +47,8 @@ def prompt_table_for(args: argparse.Namespace, checkpoint: Checkpoint | None, ta
             print(f"note: {checkpoint.path} carries its own prompt table ({table.source}); "
                   "--prompt_embeddings is not used", file=sys.stderr)
     else:
-        device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-        table = build_prompt_table(args.prompt_set, args.prompt_backend, args.prompt_embeddings, device=device)
+        table = build_prompt_table(args.prompt_set, args.prompt_backend, args.prompt_embeddings,
+                                   device=str(resolve_device(args.device)))
     table.covers(tasks)
     table.check_width(text_dim)
     return table
@@ -77,7 +70,7 @@ def recognizer_for(path: str, setting: str | None, checkpoint: Checkpoint) -> De
     return recognizer
 
 
-def apply_speed_options(module: RestorationModule, args: argparse.Namespace) -> RestorationModule:
+def apply_speed_options(module: RestorationModule, args: ChannelsLastOption) -> RestorationModule:
     """The network's fast path and channels_last (``net/speed.py``; same function); with ``--compile``
     (training), the whole training step compiled (``RestorationModule.compile_training``)."""
     prepare_for_speed(module.net, channels_last=args.channels_last)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from utils.cli_options import new_parser
+from utils.config import new_parser
 from utils.figures import line_chart, stack
 from utils.outputs import OutputError, atomic_write
 from utils.tasks import TASKS

@@ -1,11 +1,13 @@
 """The evaluation run behind test_3D_DFPIR.py / test_5D_DFPIR.py (docs/protocol.md section 4).
 
-Order of work: check every flag, every checkpoint (readable, fits its network) and the output
+Order of work: the configuration (``options.EvalConfig``: flags > ``--config`` file > the setting,
+``utils.config.resolve``) -> check every option, every checkpoint (readable, fits its network) and the output
 folder (``engine/preflight.py``; an earlier run's outputs are refused without ``--overwrite``) ->
 validate the test sets (``data/check.py``) -> one checkpoint after the other (its network built,
 evaluated, freed), each on the same test loaders (the same crops and noise, the ``--legacy_noise``
 draw made once), one task after the other, with ``results.json`` and ``results.md`` rewritten after
-each task, so an interrupted evaluation keeps the tasks it finished.
+each task, so an interrupted evaluation keeps the tasks it finished. The resolved configuration is
+written first, as ``<output_path>/config.yaml``.
 
 One ``--ckpt`` writes today's layout (``engine.report.write_results``); several write one table of
 every checkpoint beside the paper rows of their networks (``engine.report.write_comparison_results``,
@@ -25,17 +27,29 @@ import torch
 from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
-from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
+from engine.common import TILE_HINT, apply_speed_options, prompt_table_for, recognizer_for, run_cli
 from engine.compare import FIGURE_NAME, ComparisonFigure
 from engine.module import RestorationModule
-from engine.preflight import Preflight, TestFlags, UsageError, flag_problems, weights_fit, writable_dir
+from engine.preflight import (
+    Preflight,
+    UsageError,
+    config_problems,
+    network_problems,
+    print_config_and_exit,
+    read_config,
+    weights_fit,
+    writable_dir,
+    write_run_config,
+)
 from engine.report import CheckpointResults, method_name, with_average, write_comparison_results, write_results
 from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
 from net.registry import NetworkSpec, resolve_network
-from options import build_test_parser, dataset_paths
+from options import EvalConfig, build_test_parser, eval_setting_defaults
+from utils.config import CONFIG_NAME, resolve
+from utils.devices import device_problem, lightning_accelerator, resolve_device
 from utils.tasks import TASK_BY_ID
 
 RESULT_FILES = ("results.json", "results.md")
@@ -78,9 +92,9 @@ def image_folders(output: Path, tasks: list[str], labels: list[str]) -> list[Pat
 
 
 def earlier_outputs(output: Path, tasks: list[str], folders: list[Path]) -> list[str]:
-    """The files of ``output`` this run would write that exist already (results, figures, restored-image
-    folders that hold files), relative to ``output``."""
-    files = [output / name for name in (*RESULT_FILES, *(FIGURE_NAME.format(task=t) for t in tasks))]
+    """The files of ``output`` this run would write that exist already (results, the run's config.yaml,
+    figures, restored-image folders that hold files), relative to ``output``."""
+    files = [output / name for name in (*RESULT_FILES, CONFIG_NAME, *(FIGURE_NAME.format(task=t) for t in tasks))]
     found = [str(f.relative_to(output)) for f in files if os.path.lexists(f)]
     found += [f"{folder.relative_to(output)}/" for folder in folders if folder.is_dir() and any(folder.iterdir())]
     return found
@@ -97,45 +111,65 @@ def overwrite_problem(output: Path, tasks: list[str], folders: list[Path], overw
             "or choose another --output_path")
 
 
-def _preflight(args, setting: str, tasks: list[str]) -> tuple[list[Candidate], DegradationRecognizer | None]:
-    """Every flag and file of an evaluation, all problems at once (engine/preflight.py) -> the checkpoints
-    with their networks (each readable and fitting its network) and the recogniser of a blind
-    evaluation or None. Nothing is decoded or written before this passes."""
+def default_output_path(network: NetworkSpec, setting: str) -> str:
+    """--output_path when not given: named after the (first) checkpoint's network (outputs/DFPIR_3D)."""
+    return f"outputs/{network.display_name}_{setting}"
+
+
+def _preflight(setting: str, argv: list[str] | None) -> tuple[EvalConfig, list[Candidate],
+                                                              DegradationRecognizer | None] | None:
+    """Every option and file of an evaluation, all problems at once (engine/preflight.py) -> the resolved
+    configuration, the checkpoints with their networks (each readable and fitting its network) and the
+    recogniser of a blind evaluation or None; None after --print_config. Nothing is decoded or written
+    before this passes."""
     checks = Preflight()
+    context = {"setting": setting, "split": "test"}
+    given = read_config(EvalConfig, build_test_parser(setting), argv, context, checks)
+    setting_defaults = eval_setting_defaults(setting)
+    args = resolve(EvalConfig, given, None, setting_defaults, context)
     if args.blind != (args.recognizer is not None):
         checks.add(f"--blind needs --recognizer FILE (train one with: python train_recognizer.py --setting {setting})"
                    if args.blind else "--recognizer is used with --blind; add --blind")
     labels = checks.run(checkpoint_labels, args.ckpt, args.label)
     candidates: list[Candidate] = []
     problems: list[str] = []
+    networks: list[NetworkSpec] = []
     for path, label in zip(args.ckpt, labels or args.ckpt, strict=True):
         checkpoint = checks.run(read_checkpoint, path)
         network = checks.run(resolve_network, args.model, checkpoint)
         if checkpoint is not None and network is not None:
+            networks.append(network)
             candidate = Candidate(label, path, checkpoint, network)
             known = len(checks.problems)
             checks.run(weights_fit, network, checkpoint)  # before check_data decodes the test sets
             if len(checks.problems) == known:
                 candidates.append(candidate)
-        problems += flag_problems(TestFlags.of(args), network)
+        problems += network_problems(args, network)
+    if networks:
+        setting_defaults["output_path"] = default_output_path(networks[0], setting)
+        args = resolve(EvalConfig, given, None, setting_defaults, context)
+    checks.add(config_problems(args, given))
     checks.add(list(dict.fromkeys(problems)))  # the same flag problem once, whatever the number of networks
+    checks.add(device_problem(args.device))
+    if print_config_and_exit(args, given, checks, f"test_{setting}_DFPIR.py"):
+        return None
     recognizer = None
     if args.blind and args.recognizer is not None:
         for candidate in candidates:
             recognizer = checks.run(recognizer_for, args.recognizer, setting, candidate.checkpoint) or recognizer
     if args.prompt_embeddings and (not candidates or any(c.checkpoint.prompt_table is None for c in candidates)):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
-    unwritable = writable_dir(args.output_path, "output_path")
+    unwritable = writable_dir(args.output_path, "output_path") if args.output_path else None
     checks.add(unwritable)
-    if unwritable is None and labels is not None:
+    if unwritable is None and labels is not None and args.output_path:
         output = Path(args.output_path)
-        folders = [] if args.no_save_images else image_folders(output, tasks, labels)
-        checks.add(overwrite_problem(output, tasks, folders, args.overwrite))
+        folders = [] if args.no_save_images else image_folders(output, list(dict.fromkeys(args.tasks)), labels)
+        checks.add(overwrite_problem(output, list(dict.fromkeys(args.tasks)), folders, args.overwrite))
     checks.raise_if_any()
-    return candidates, recognizer
+    return args, candidates, recognizer
 
 
-def build_module(args, setting: str, tasks: list[str], candidate: Candidate,
+def build_module(args: EvalConfig, setting: str, tasks: list[str], candidate: Candidate,
                  recognizer: DegradationRecognizer | None) -> tuple[RestorationModule, str]:
     """The evaluated module of one checkpoint: its network with the checkpoint's weights (strict), its
     prompt table, the speed options and the recogniser; and where its prompt table came from."""
@@ -163,18 +197,21 @@ def _free(device: torch.device) -> None:
 
 
 def evaluate(setting: str, argv: list[str] | None = None) -> int:
-    args = build_test_parser(setting).parse_args(argv)
+    checked = _preflight(setting, argv)
+    if checked is None:  # --print_config
+        return 0
+    args, candidates, recognizer = checked
     tasks = list(dict.fromkeys(args.tasks))
-    paths = dataset_paths(args)
-    candidates, recognizer = _preflight(args, setting, tasks)
+    paths = args.dataset_paths()
     for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)).lines:
         print(line)
     output = Path(args.output_path)
+    write_run_config(output, args, f"test_{setting}_DFPIR.py")  # rerun with --config <output_path>/config.yaml
     several = len(candidates) > 1
     blind = f", blind ({Path(args.recognizer).name})" if recognizer is not None else ""
     title = (f"{setting}: {', '.join(c.label for c in candidates)}" if several
              else f"DFPIR {setting}: {Path(candidates[0].path).name}") + blind
-    device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     # Built once: every checkpoint restores the same inputs (crops, noise, the --legacy_noise draw).
     loaders = eval_loaders(tasks, paths, args.num_workers, legacy_noise=setting if args.legacy_noise else None)
     figures: dict[str, ComparisonFigure] = {}
@@ -186,7 +223,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
         module.eval_options = EvalOptions(save_dir, args.tile, args.tile_overlap)
         print(f"checkpoint: {candidate.path} ({candidate.checkpoint.format} format); prompts: {prompt_source}"
               + (f"; blind: degradations recognised by {args.recognizer}" if recognizer else ""))
-        trainer = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
+        trainer = L.Trainer(accelerator=lightning_accelerator(args.device), devices=1, precision="32", logger=False,
                             enable_checkpointing=False, enable_model_summary=False)
         caption = candidate.label if several else (args.label or [method_name(candidate.network.architecture)])[0]
         scored: dict[str, dict] = {}

@@ -9,7 +9,6 @@ app offers for download: the same pixels for the same input and options.
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 
@@ -20,32 +19,26 @@ from data.transforms import to_tensor
 from engine.common import prompt_table_for, recognizer_for
 from engine.preflight import UsageError
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
-from net.prompts import BACKENDS, PromptTable
+from net.prompts import PromptOptions, PromptTable
 from net.recognizer import DegradationRecognizer
-from net.registry import DEFAULT_MODEL, NetworkSpec, model_names, resolve_network
+from net.registry import NetworkSpec, resolve_network
+from net.run_options import ModelOption
 from net.speed import prepare_for_speed
-from utils.cli_options import DEVICE, TILE_OVERLAP, add_model_option, add_prompt_options
-from utils.tasks import SETTINGS, TASK_BY_ID, TASKS, degradation_choices, prompt_set_names
+from utils.config import default_of
+from utils.devices import resolve_device
+from utils.run_options import DeviceOption, TilingOptions
+from utils.tasks import SETTINGS, TASK_BY_ID, TASKS, degradation_choices
 from utils.tiling import restore_image, tile_problems
 
 AUTO = "auto"
 BLIND = "blind"  # what a network without text prompts restores: whatever degradation the image has
-DEFAULT_OVERLAP = TILE_OVERLAP.default
+DEFAULT_OVERLAP = default_of(TilingOptions, "tile_overlap")
 
 
-def add_network_flags(parser: argparse.ArgumentParser) -> None:
+@dataclass(frozen=True, kw_only=True)
+class RestorerOptions(DeviceOption, ModelOption, PromptOptions):
     """--device, --model and the prompt options of a checkpoint without a prompt table (demo, web app):
-    the options :func:`open_restorer` reads."""
-    DEVICE.add(parser)
-    add_model_option(parser, model_names(), DEFAULT_MODEL)
-    add_prompt_options(parser, prompt_set_names(), BACKENDS)
-
-
-def inference_device(device: str) -> torch.device:
-    """--device auto|cpu|cuda -> the device to restore on (auto: CUDA when present)."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was given but PyTorch sees no CUDA device; use --device cpu")
-    return torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+    the options :func:`open_restorer` reads, with ``ckpt`` and ``recognizer``."""
 
 
 def setting_of(checkpoint: Checkpoint, recognizer: DegradationRecognizer | None) -> str | None:
@@ -134,9 +127,9 @@ def _to_uint8(restored: torch.Tensor) -> np.ndarray:
     return np.round(restored[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).astype(np.uint8)
 
 
-def open_restorer(args: argparse.Namespace) -> Restorer:
+def open_restorer(args: RestorerOptions) -> Restorer:
     """The Restorer of ``args.ckpt`` and the recogniser file ``args.recognizer`` (or None) with the options
-    of :func:`add_network_flags`; every degradation it offers gets its prompt code (for the web app)."""
+    of :class:`RestorerOptions`; every degradation it offers gets its prompt code (for the web app)."""
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
     if args.recognizer is not None and not network.uses_text_prompts:
@@ -146,4 +139,4 @@ def open_restorer(args: argparse.Namespace) -> Restorer:
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
-    return Restorer(checkpoint, network, table, model, inference_device(args.device))
+    return Restorer(checkpoint, network, table, model, resolve_device(args.device))

@@ -4,10 +4,12 @@ Every script first validates its flags and the files it was given, in one pass t
 problem, and stops with exit status 2 and one line per problem (each naming the flag or file and
 saying what to do) before it decodes a dataset, builds a network or writes anything:
 
-- numeric flags in range (``--batch_size`` >= 1, ``--patch_size`` a positive multiple of the
-  network's size multiple, ``--num_workers`` >= 0, ``--tile`` a multiple of it larger than
-  ``--tile_overlap``, ``--seed`` in [0, 2**32) ...), ``--device cuda`` only where PyTorch sees a GPU and
-  ``--num_nodes`` > 1 only in a cluster environment (:func:`cluster_problems`);
+- every option's value, from a flag or a ``--config`` file, within its choices and rule (declared
+  with the option, ``utils/config.py``: ``--batch_size`` >= 1, ``--num_workers`` >= 0, ``--seed`` in
+  [0, 2**32) ...; :func:`config_problems`), and what the network asks of them (``--patch_size`` and
+  ``--tile`` multiples of its size multiple ...; :func:`network_problems`); ``--device cuda`` only
+  where PyTorch sees a GPU (``utils.devices.device_problem``) and ``--num_nodes`` > 1 only in a
+  cluster environment (:func:`cluster_problems`);
 - checkpoints (``--ckpt``, ``--init_from``, ``--resume``) readable as a DFPIR checkpoint, and a
   ``--resume`` file holding a training state, and weights that fit the network (:func:`weights_fit`);
 - prompt-table files (``--prompt_embeddings``): finite floating-point vectors of the network's width;
@@ -20,10 +22,8 @@ The datasets are checked next (``data/check.py``), also before any heavy work.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,13 +33,24 @@ from data.layouts import DataError, format_problems
 from net.checkpoint import Checkpoint, CheckpointError, check_state_dict, read_checkpoint
 from net.prompts import PromptError
 from net.registry import NetworkError, NetworkSpec
+from utils.config import (
+    CONFIG_NAME,
+    Config,
+    ConfigError,
+    Given,
+    file_mismatches,
+    problems,
+    read_command_line,
+    to_yaml,
+)
+from utils.devices import DeviceError
 from utils.image_io import ImageReadError
-from utils.outputs import OutputError, check_output_dir
+from utils.outputs import OutputError, atomic_write, check_output_dir
 from utils.run_lock import LockError
 from utils.tiling import tile_problems
 
 T = TypeVar("T")
-F = TypeVar("F", bound="CheckedFlags")
+C = TypeVar("C", bound=Config)
 
 
 class UsageError(Exception):
@@ -47,7 +58,7 @@ class UsageError(Exception):
 
 
 USER_ERRORS = (UsageError, DataError, CheckpointError, PromptError, NetworkError, ImageReadError, OutputError,
-               LockError)
+               LockError, ConfigError, DeviceError)
 """Exceptions that mean a user's mistake (exit status 2, one message), not a bug (a traceback)."""
 
 
@@ -55,9 +66,9 @@ class Preflight:
     """Collects the problems of a run's flags and files so that all of them are reported at once.
 
         checks = Preflight()
-        checkpoint = checks.run(read_checkpoint, args.ckpt)   # None if it failed; the problem is kept
-        checks.add(flag_problems(TrainFlags.of(args), network))
-        checks.raise_if_any()                                 # UsageError listing every problem
+        checkpoint = checks.run(read_checkpoint, config.ckpt)   # None if it failed; the problem is kept
+        checks.add(network_problems(config, network))
+        checks.raise_if_any()                                   # UsageError listing every problem
     """
 
     def __init__(self) -> None:
@@ -84,144 +95,54 @@ def _bad(flag: str, value, rule: str) -> str:
     return f"--{flag} {value}: {rule}"
 
 
-SEED_LIMIT = 2**32
-"""``--seed`` must be below this: numpy and the data workers take seeds in [0, 2**32)."""
+def read_config(cls: type[C], parser: argparse.ArgumentParser, argv: list[str] | None, context: Mapping,
+                checks: Preflight) -> Given:
+    """The command line of a command and its ``--config`` file (``utils.config.read_command_line``); the
+    file's problems (unknown keys, wrong types) join ``checks``."""
+    given = read_command_line(parser, cls, argv, context)
+    checks.add(given.problems)
+    return given
 
 
-@dataclass(frozen=True)
-class CheckedFlags:
-    """The flags of one command that :func:`flag_problems` checks, with their values: a subclass per
-    command (:class:`TrainFlags`, :class:`TestFlags`, :class:`DemoFlags`, :class:`RecognizerFlags`)
-    names its flags as fields."""
-
-    @classmethod
-    def of(cls: type[F], args: argparse.Namespace) -> F:
-        """The view of a parse of the command's parser; AttributeError if that parser lacks one of the
-        fields' flags (a bug: never a silently skipped check)."""
-        return cls(**{field.name: getattr(args, field.name) for field in fields(cls)})
+def config_problems(config: Config, given: Given) -> list[str]:
+    """Every value of a resolved configuration outside its choices or rule (the fields' own declarations,
+    ``utils/config.py``), and a config file stating another setting than the script's."""
+    return file_mismatches(config, given) + problems(config, given.file_path)
 
 
-@dataclass(frozen=True)
-class DemoFlags(CheckedFlags):
-    """demo.py's checked flags."""
-
-    device: str
-    tile: int | None  # None: whole image
-    tile_overlap: int
-    recognizer: str | None  # refused for a network without text prompts
-
-
-@dataclass(frozen=True)
-class TestFlags(DemoFlags):
-    """test_<setting>_DFPIR.py's checked flags."""
-
-    num_workers: int
-    blind: bool  # refused for a network without text prompts
-
-
-@dataclass(frozen=True)
-class TrainFlags(CheckedFlags):
-    """train_<setting>_DFPIR.py's checked flags (the recipe's options are None while the network is unknown)."""
-
-    device: str
-    num_workers: int
-    batch_size: int | None
-    patch_size: int
-    epochs: int | None
-    lr: float | None
-    lr_schedule_epochs: int | None
-    max_steps: int
-    val_every: int | None  # None: the recipe's, else the setting's
-    ckpt_every: int
-    preload_gb: float
-    devices: str
-    num_nodes: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class RecognizerFlags(CheckedFlags):
-    """train_recognizer.py's checked flags."""
-
-    device: str
-    num_workers: int
-    batch_size: int
-    patch_size: int
-    max_steps: int
-    lr: float
-    seed: int
-    preload_gb: float
-
-
-COMMAND_FLAGS = (TrainFlags, TestFlags, DemoFlags, RecognizerFlags)
-"""Every command's view: a check of a flag that none of them has is a bug (KeyError)."""
-
-
-def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None, *, zero_lr: bool = True) -> list[str]:
-    """Problems of the numeric and device flags of a command (``TrainFlags.of(args)`` ...).
-
-    A check of a flag the command does not have (not a field of its view) does not apply to it; a
-    value of None (``--tile`` unset, a recipe option of an unknown network) is not checked.
-    ``network``: the run's network (``net.registry.resolve_network``), whose size multiple
-    ``--patch_size`` and ``--tile`` must respect, and which refuses ``--blind`` / ``--recognizer``
-    if it takes no text prompts (None: not known, not checked).
-    ``zero_lr``: whether ``--lr 0`` is allowed (a DFPIR training: yes, it runs the data path without
-    learning; the recogniser, whose cosine schedule needs a rate: no).
-    """
-    values = {field.name: getattr(flags, field.name) for field in fields(flags)}
-    problems = []
-
-    def value(flag: str):
-        if not any(flag in cls.__dataclass_fields__ for cls in COMMAND_FLAGS):
-            raise KeyError(f"--{flag} is checked but no command's flags (COMMAND_FLAGS) have it")
-        return values.get(flag)
-
-    def at_least(flag: str, low: float, rule: str | None = None) -> None:
-        given = value(flag)
-        if given is not None and not (math.isfinite(given) and given >= low):
-            problems.append(_bad(flag, given, rule or f"must be at least {low}"))
-
-    at_least("batch_size", 1, "must be at least 1 (images per optimizer step and process)")
-    at_least("num_workers", 0, "must be 0 (load data in the main process) or more")
-    at_least("epochs", 1)
-    if zero_lr:
-        at_least("lr", 0, "must be a finite learning rate >= 0")
-    elif value("lr") is not None and not (math.isfinite(value("lr")) and value("lr") > 0):
-        problems.append(_bad("lr", value("lr"), "must be a finite learning rate > 0"))
-    at_least("lr_schedule_epochs", 1)
-    at_least("val_every", 0, "must be 0 (no validation) or a number of steps")
-    at_least("ckpt_every", 0, "must be 0 (only at epoch ends) or a number of steps")
-    at_least("preload_gb", 0, "must be 0 (no preloading) or more")
-    at_least("num_nodes", 1)
-    seed = value("seed")
-    if seed is not None and not 0 <= seed < SEED_LIMIT:
-        problems.append(_bad("seed", seed, f"must be from 0 to {SEED_LIMIT - 1} (2**32 - 1)"))
-    if value("num_nodes") is not None:
-        problems += cluster_problems(value("num_nodes"))
-    max_steps = value("max_steps")
-    if max_steps is not None and max_steps != -1 and max_steps < 1:
-        problems.append(_bad("max_steps", max_steps, "must be -1 (no limit) or at least 1"))
+def network_problems(config: Config, network: NetworkSpec | None) -> list[str]:
+    """What a configuration's values must respect of the run's network (None: not known, not checked,
+    taken as size multiple 1): ``--patch_size`` and ``--tile`` multiples of its size multiple, and
+    ``--blind`` / ``--recognizer`` only for a network with text prompts."""
     multiple = network.size_multiple if network is not None else 1
-    patch = value("patch_size")
+    found = []
+    patch = getattr(config, "patch_size", None)
     if patch is not None and (patch <= 0 or patch % multiple):
-        problems.append(_bad("patch_size", patch, f"must be a positive multiple of {multiple} (the network's size "
-                             "multiple), e.g. 128 as in the paper"))
-    devices = value("devices")
-    if devices is not None and devices != "auto" and not (devices.isdigit() and int(devices) >= 1):
-        problems.append(_bad("devices", devices, "must be a number of devices per node (1, 2, ...) or 'auto'"))
-    tile, overlap = value("tile"), value("tile_overlap")
-    if tile is not None:
-        problems += tile_problems(tile, overlap, multiple)
-    elif overlap is not None and overlap < 0:
-        problems.append(_bad("tile_overlap", overlap, "must be 0 or more"))
+        found.append(_bad("patch_size", patch, f"must be a positive multiple of {multiple} (the network's size "
+                          "multiple), e.g. 128 as in the paper"))
+    tile = getattr(config, "tile", None)
+    if tile is not None:  # a negative --tile_overlap is its own field's problem
+        found += [p for p in tile_problems(tile, max(config.tile_overlap, 0), multiple)]
     if network is not None and not network.uses_text_prompts:
-        problems += [f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
-                     f"degradation recogniser does not apply to it; drop --{flag}"
-                     for flag in ("blind", "recognizer") if value(flag)]
-    if value("device") == "cuda" and not torch.cuda.is_available():
-        problems.append("--device cuda: PyTorch sees no CUDA device here; use --device cpu (or auto), or check "
-                        "the CUDA build of PyTorch (python -c 'import torch; print(torch.cuda.is_available())')")
-    return problems
+        found += [f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
+                  f"degradation recogniser does not apply to it; drop --{flag}"
+                  for flag in ("blind", "recognizer") if getattr(config, flag, None)]
+    return found
+
+
+def print_config_and_exit(config: Config, given: Given, checks: Preflight, title: str) -> bool:
+    """``--print_config``: the configuration's problems (exit 2), else its YAML on stdout; True if printed."""
+    if not given.print_config:
+        return False
+    checks.raise_if_any()
+    print(to_yaml(config, f"{title}\nresolved configuration; each value's source after it"), end="")
+    return True
+
+
+def write_run_config(folder: Path, config: Config, title: str) -> Path:
+    """The run's resolved configuration as ``<folder>/config.yaml`` (atomic), rerun with ``--config``."""
+    return atomic_write(Path(folder) / CONFIG_NAME,
+                        to_yaml(config, f"{title}\nrerun with: --config {Path(folder) / CONFIG_NAME}"))
 
 
 def batch_problem(batch_size: int, world_size: int | None, samples: int) -> str | None:

@@ -25,11 +25,13 @@ from data.check import check_data
 from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
 from data.mixture import DEFAULT_PRELOAD_BYTES, TrainMixture
-from engine.common import UsageError, accelerator, run_cli
-from engine.preflight import Preflight, RecognizerFlags, flag_problems
+from engine.common import UsageError, run_cli
+from engine.preflight import Preflight, config_problems, print_config_and_exit, read_config
 from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
-from options import build_recognizer_train_parser, dataset_paths
+from options import RecognizerConfig, build_recognizer_train_parser
+from utils.config import resolve
+from utils.devices import device_problem, resolve_device
 from utils.outputs import check_output
 from utils.tasks import SETTINGS, TASKS
 
@@ -81,15 +83,20 @@ def augment_samples(images: torch.Tensor, de_ids: torch.Tensor, generator: torch
     return images
 
 
-def _device(name: str) -> torch.device:
-    return torch.device("cuda" if accelerator(name) != "cpu" and torch.cuda.is_available() else "cpu")
+RECOGNIZER_PATCH_MIN = 32  # the recogniser's smallest input crop
 
 
-def _check_options(args) -> tuple[list[str], list[str], Path]:
-    """(training tasks, validation tasks, output path); UsageError naming the flag otherwise, OutputError
-    for an --output that exists (without --overwrite) or cannot be written. Creates nothing."""
+def _check_options(argv: list[str] | None) -> tuple[RecognizerConfig, list[str], list[str], Path] | None:
+    """(the resolved configuration, training tasks, validation tasks, output path), None after
+    --print_config; UsageError naming the flag otherwise, OutputError for an --output that exists
+    (without --overwrite) or cannot be written. Creates nothing."""
     checks = Preflight()
-    checks.add(flag_problems(RecognizerFlags.of(args), zero_lr=False))
+    given = read_config(RecognizerConfig, build_recognizer_train_parser(), argv, {}, checks)
+    args = resolve(RecognizerConfig, given)
+    checks.add(config_problems(args, given))
+    checks.add(device_problem(args.device))
+    if print_config_and_exit(args, given, checks, "train_recognizer.py"):
+        return None
     checks.raise_if_any()
     setting_tasks = list(SETTINGS[args.setting].train_repeats)
     de_type = list(dict.fromkeys(args.de_type or setting_tasks))
@@ -105,20 +112,16 @@ def _check_options(args) -> tuple[list[str], list[str], Path]:
         if unknown:
             raise UsageError(f"--val_tasks {' '.join(unknown)}: not a task of the {args.setting} setting "
                              f"({' '.join(setting_tasks)}), or 'none'")
-    for flag, value, least in (("--batch_size", args.batch_size, 2), ("--max_steps", args.max_steps, 1),
-                               ("--patch_size", args.patch_size, 32)):
-        if value < least:
-            raise UsageError(f"{flag} {value}: must be at least {least}")
-    if args.num_workers < 0:
-        raise UsageError(f"--num_workers {args.num_workers}: must be 0 or more")
+    if args.patch_size < RECOGNIZER_PATCH_MIN:
+        raise UsageError(f"--patch_size {args.patch_size}: must be at least {RECOGNIZER_PATCH_MIN}")
     output = Path(args.output or f"checkpoints/recognizer_{args.setting}.pt")
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / 'recognizer.pt'}")
     check_output(output, overwrite=args.overwrite)  # before training: an existing file needs --overwrite
-    return de_type, val_tasks, output
+    return args, de_type, val_tasks, output
 
 
-def _check_data(args, de_type: list[str], val_tasks: list[str], paths: DatasetPaths) -> None:
+def _check_data(args: RecognizerConfig, de_type: list[str], val_tasks: list[str], paths: DatasetPaths) -> None:
     """The training scripts' data check (``data/check.py``: folders, pairs, counts, every image decoded, none
     smaller than --patch_size) on the training and test sets, before the first step; DataError otherwise."""
     report = check_data(de_type, args.setting, val_tasks, paths, args.patch_size, num_workers=max(args.num_workers, 1))
@@ -148,10 +151,12 @@ def overall_accuracy(counts: dict[str, dict[int, int]]) -> float:
 
 
 def train_recognizer(argv: list[str] | None = None) -> int:
-    args = build_recognizer_train_parser().parse_args(argv)
-    de_type, val_tasks, output = _check_options(args)
-    device = _device(args.device)
-    paths = dataset_paths(args)
+    checked = _check_options(argv)
+    if checked is None:  # --print_config
+        return 0
+    args, de_type, val_tasks, output = checked
+    device = resolve_device(args.device)
+    paths = args.dataset_paths()
     _check_data(args, de_type, val_tasks, paths)
     dataset = TrainMixture(de_type, args.setting, paths, args.patch_size, args.seed,
                            preload=args.preload_gb > 0,

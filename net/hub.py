@@ -16,6 +16,7 @@ import argparse
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import NamedTuple
 
@@ -25,18 +26,14 @@ from torch import nn
 from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
 from net.checkpoint.hub_folder import CARD_FILE, HUB_FILES, hub_reachable, write_hub_files
 from net.dfpir import DFPIR
-from net.prompts import BACKENDS, PromptError, PromptTable, build_prompt_table
-from net.registry import DEFAULT_MODEL, NetworkError, NetworkSpec, model_names, resolve_network
+from net.prompts import PromptError, PromptOptions, PromptTable, build_prompt_table
+from net.registry import NetworkError, NetworkSpec, resolve_network
+from net.run_options import ModelOption, checkpoint_option
 from net.space import check_space_dir, write_space
-from utils.cli_options import (
-    add_checkpoint_option,
-    add_model_option,
-    add_overwrite_flag,
-    add_prompt_options,
-    new_parser,
-)
+from utils.config import build_parser as build_config_parser
+from utils.config import opt, read_command_line, resolve
 from utils.outputs import OutputError, check_not_input, check_output_dir, staged_folder
-from utils.tasks import prompt_set_names
+from utils.run_options import overwrite_option
 
 
 # --------------------------------------------------------------------------------------- conversion
@@ -142,29 +139,33 @@ def _model_card(network: NetworkSpec, net: nn.Module, source: str, results: str 
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, kw_only=True)
+class HubConfig(ModelOption, PromptOptions):
+    """``python -m net.hub``'s options (the network's and the prompts' shared with the other commands)."""
+
+    ckpt: str = checkpoint_option()
+    out: str = opt("--out", default=None, required=True, metavar="DIR", help="the Hub folder to write (new or empty)")
+    overwrite: bool = overwrite_option("the Hub files (and --space files) in a non-empty --out (other files are kept)")
+    results: str | None = opt("--results", default=None, metavar="FILE",
+                              help="results.md of a test run, embedded in the model card (with its comparison figures)")
+    push_to_hub: str | None = opt("--push_to_hub", default=None, metavar="USER/NAME",
+                                  help="also upload the folder to this Hub repository (log in first: hf auth login)")
+    private: bool = opt("--private", default=False, help="create the Hub repository as private")
+    space: str | None = opt("--space", default=None, metavar="DIR",
+                            help="also write a Hugging Face Space serving app.py on the folder into DIR (net/space.py)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(
+    return build_config_parser(
+        HubConfig,
         "Convert a DFPIR checkpoint (authors' .pth.tar, this project's .ckpt, a bare state dict) to a Hugging Face "
         "Hub folder (model.safetensors, prompt table, config, model card).",
         prog="python -m net.hub",
     )
-    add_checkpoint_option(parser)
-    parser.add_argument("--out", required=True, metavar="DIR", help="the Hub folder to write (new or empty)")
-    add_overwrite_flag(parser, "the Hub files (and --space files) in a non-empty --out (other files are kept)")
-    add_model_option(parser, model_names(), DEFAULT_MODEL)
-    add_prompt_options(parser, prompt_set_names(), BACKENDS)
-    parser.add_argument("--results", default=None, metavar="FILE",
-                        help="results.md of a test run, embedded in the model card (with its comparison figures)")
-    parser.add_argument("--push_to_hub", default=None, metavar="USER/NAME",
-                        help="also upload the folder to this Hub repository (log in first: hf auth login)")
-    parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
-    parser.add_argument("--space", default=None, metavar="DIR",
-                        help="also write a Hugging Face Space serving app.py on the folder into DIR (net/space.py)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = resolve(HubConfig, read_command_line(build_parser(), HubConfig, argv))
     try:
         if args.space:
             check_space_dir(args.space, args.overwrite)  # before converting

@@ -41,10 +41,11 @@ import numpy as np
 import torch
 
 from net.dgpb import TEXT_DIM
-from utils.cli_options import add_overwrite_flag, add_prompt_options, new_parser
+from utils.config import Config, add_option, new_parser, opt
 from utils.outputs import OutputError, atomic_write, check_output
+from utils.run_options import overwrite_option
 from utils.safe_load import load_error_text
-from utils.tasks import TASK_BY_ID, TASKS, prompt_set_names, prompts_of
+from utils.tasks import SETTINGS, TASK_BY_ID, TASKS, prompt_set_names, prompts_of
 
 CLIP_MODEL = "ViT-B-32"
 CLIP_PRETRAINED = "openai"
@@ -292,18 +293,43 @@ def _compute_prompt_table(
     return PromptTable(prompts, encode_offline(prompts), f"offline random-init {CLIP_MODEL} seed {OFFLINE_SEED}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class PromptOptions(Config):
+    """The prompt options of every command that may build a prompt table (a checkpoint's own table wins).
+    The prompt sets offered are the setting's (context ``{"setting": "3D"}``), else every one."""
+
+    prompt_set: str = opt("--prompt_set", default="detailed", group="prompts",
+                          choices=lambda context: (SETTINGS[context["setting"]].prompt_sets()
+                                                   if context.get("setting") else prompt_set_names()),
+                          help="degradation prompts, unless a checkpoint brings its prompt table (the 3D 'simple' "
+                          "checkpoint uses 'simple')")
+    prompt_embeddings: str | None = opt("--prompt_embeddings", default=None, metavar="FILE", group="prompts",
+                                        help="prompt-table file ({prompt: 512-d tensor}) instead of running CLIP; "
+                                        "make one with: python -m net.prompts --export FILE")
+    prompt_backend: str = opt("--prompt_backend", default="clip", choices=BACKENDS, group="prompts",
+                              help="how to compute prompt codes without a file: CLIP (needs its weights once), "
+                              "offline (random-init text tower: tests/demos only), auto (CLIP, else offline with a "
+                              "warning)")
+
+
 def describe_tasks(table: PromptTable) -> list[str]:
     """One line per degradation id: 'id task: prompt'."""
     return [f"{i} {TASK_BY_ID[i].name}: {p}" for i, p in enumerate(table.prompts)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportOptions(Config):
+    overwrite: bool = overwrite_option("an existing --export file")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("Compute a prompt table once and write it as a --prompt_embeddings file.",
                         prog="python -m net.prompts")
     parser.add_argument("--export", required=True, metavar="FILE", help="where to write the prompt-table file")
-    add_prompt_options(parser, prompt_set_names(), BACKENDS, embeddings=False)
+    add_option(parser, PromptOptions, "prompt_set")
+    add_option(parser, PromptOptions, "prompt_backend")
     parser.add_argument("--device", default=None, help="device for CLIP (default: cuda if present, else cpu)")
-    add_overwrite_flag(parser, "an existing --export file")
+    add_option(parser, ExportOptions, "overwrite")
     return parser
 
 

@@ -16,10 +16,11 @@ A :class:`Recipe` is data and plain callables; nothing here imports Lightning:
   CUDA), applied to the param groups when training starts, so a run resumed on another device
   keeps working;
 - the defaults of the options of :data:`DEFAULTED_OPTIONS` when the user gives none
-  (:meth:`Recipe.fill_defaults`): ``--lr``, ``--batch_size``, ``--epochs``, ``--lr_schedule_epochs``,
-  ``--val_every`` (None: the setting's), ``--select_best_on_test`` (keep the checkpoint with the best
-  average PSNR on the validation sets) and ``--keep_every_epoch`` (keep a checkpoint of every epoch,
-  as PromptIR's authors did); and whether DDP must allow parameters without gradients.
+  (:meth:`Recipe.defaults`: below the command line and a config file, above the setting):
+  ``--lr``, ``--batch_size``, ``--epochs``, ``--lr_schedule_epochs``, ``--val_every`` (None:
+  the setting's), ``--select_best_on_test`` (keep the checkpoint with the best average PSNR on
+  the validation sets) and ``--keep_every_epoch`` (keep a checkpoint of every epoch, as
+  PromptIR's authors did); and whether DDP must allow parameters without gradients.
 
 Registering a network from outside the package::
 
@@ -130,20 +131,10 @@ class Recipe:
         if self.interval not in ("epoch", "step"):
             raise ValueError(f"Recipe.interval must be 'epoch' or 'step', not {self.interval!r}")
 
-    def fill_defaults(self, args, fallbacks: Mapping | None = None) -> dict[str, str]:
-        """Set every option of :data:`DEFAULTED_OPTIONS` that ``args`` (a parsed namespace) has and leaves
-        None to this recipe's value, or, where the recipe's is None, to ``fallbacks[name]`` (the setting's,
-        e.g. ``val_every``); returns where each value came from: ``{"lr": "flag" | "recipe" | "setting"}``."""
-        sources = {}
-        for name in (n for n in DEFAULTED_OPTIONS if hasattr(args, n)):
-            if getattr(args, name) is not None:
-                sources[name] = "flag"
-                continue
-            value, sources[name] = getattr(self, name), "recipe"
-            if value is None:
-                value, sources[name] = (fallbacks or {}).get(name), "setting"
-            setattr(args, name, value)
-        return sources
+    def defaults(self) -> dict:
+        """This recipe's values of the options of :data:`DEFAULTED_OPTIONS` (None: none, the setting's
+        applies): the "recipe" layer of a training run's configuration (``utils.config.resolve``)."""
+        return {name: getattr(self, name) for name in DEFAULTED_OPTIONS}
 
 
 PAPER_RECIPE = Recipe()  # DFPIR's training protocol; also that of a network registered without a recipe

@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 import options
-from utils import cli_options
+from data.run_options import DataOptions, NameListsOption, PatchSizeOption, PreloadOption
+from net.prompts import PromptOptions
+from net.run_options import ModelOption, RecognizerOption
+from utils.config import Config, default_of, fields_of
+from utils.run_options import ChannelsLastOption, DeviceOption, NumWorkersOption, SeedOption, TilingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,23 +89,34 @@ def _default(parser, dest: str):
     return next(a.default for a in parser._actions if a.dest == dest)
 
 
-@pytest.mark.parametrize(("option", "commands"), [
-    (cli_options.PATCH_SIZE, ["train", "recognizer", "data.prepare", "bench_data"]),
-    (cli_options.NUM_WORKERS, ["train", "test", "recognizer", "data.prepare"]),
-    (cli_options.SEED, ["train", "recognizer", "data.sample"]),
-    (cli_options.PRELOAD_GB, ["train", "recognizer"]),
-    (cli_options.DEVICE, ["train", "test", "recognizer", "demo", "quickstart"]),
-    (cli_options.PROMPT_SET, ["train", "test", "demo", "net.hub", "net.prompts"]),
-    (cli_options.PROMPT_BACKEND, ["train", "test", "demo", "net.hub", "net.prompts"]),
-    (cli_options.TILE_OVERLAP, ["test", "demo"]),
-    (cli_options.DATA_ROOT, ["train", "test", "recognizer"]),
+def _declared(cls: type[Config], name: str) -> tuple:
+    field, option, _ = next(entry for entry in fields_of(cls) if entry[0].name == name)
+    return default_of(cls, name), option.help if isinstance(option.help, str) else option.help({"setting": "3D"})
+
+
+@pytest.mark.parametrize(("cls", "name", "commands"), [
+    (PatchSizeOption, "patch_size", ["train", "recognizer", "data.prepare", "bench_data"]),
+    (NumWorkersOption, "num_workers", ["train", "test", "recognizer", "data.prepare"]),
+    (SeedOption, "seed", ["train", "recognizer", "data.sample"]),
+    (PreloadOption, "preload_gb", ["train", "recognizer"]),
+    (DeviceOption, "device", ["train", "test", "recognizer", "demo", "quickstart"]),
+    (PromptOptions, "prompt_set", ["train", "test", "demo", "net.hub", "net.prompts"]),
+    (PromptOptions, "prompt_backend", ["train", "test", "demo", "net.hub", "net.prompts"]),
+    (TilingOptions, "tile_overlap", ["test", "demo"]),
+    (DataOptions, "data_root", ["train", "test", "recognizer"]),
+    (NameListsOption, "data_file_dir", ["train", "recognizer", "data.prepare"]),
+    (ChannelsLastOption, "channels_last", ["train", "test"]),
+    (TilingOptions, "tile", ["test", "demo"]),
+    (RecognizerOption, "recognizer", ["test", "demo"]),
+    (ModelOption, "model", ["train", "test", "demo", "net.hub"]),
+    (PromptOptions, "prompt_embeddings", ["train", "test", "demo", "net.hub"]),
 ])
-def test_a_shared_option_has_its_one_default_and_help_in_every_command(option, commands):
-    dest = option.flags[0].lstrip("-")
+def test_a_shared_option_has_its_one_default_and_help_in_every_command(cls, name, commands):
+    default, help_text = _declared(cls, name)
     for command in commands:
         parser = PARSERS[command]()
-        assert _default(parser, dest) == option.default, command
-        assert next(a.help for a in parser._actions if a.dest == dest) == option.settings["help"], command
+        assert _default(parser, name) == default, command
+        assert next(a.help for a in parser._actions if a.dest == name) == help_text, command
 
 
 def test_the_paper_patch_size_is_what_training_and_the_recogniser_get():
@@ -116,14 +131,22 @@ def test_the_name_lists_default_is_the_shipped_lists_in_every_command():
         assert _default(PARSERS[command](), "data_file_dir") == str(AUTHORS_NAME_LISTS), command
 
 
-def test_each_commands_checked_flags_are_read_from_its_own_parser():
-    """engine/preflight.py's views read every flag they name; a parser without one is a bug, not a skipped check."""
-    from engine.preflight import DemoFlags, TestFlags, TrainFlags, flag_problems
+def test_each_commands_values_are_checked_by_their_own_declarations():
+    """A rule lives with its field (utils/config.py): a flag out of range is one line naming the flag,
+    whichever command has it; what the network asks (tile, patch size) is checked with the network."""
+    from engine.preflight import network_problems
+    from utils.config import problems, read_command_line, resolve
 
-    train = TrainFlags.of(options.build_train_parser("3D").parse_args(["--batch_size", "0"]))
-    assert flag_problems(train) == ["--batch_size 0: must be at least 1 (images per optimizer step and process)"]
-    assert flag_problems(TestFlags.of(options.build_test_parser("3D").parse_args(["--ckpt", "x"]))) == []
-    demo = PARSERS["demo"]().parse_args(["--ckpt", "x", "--degradation", "rain", "--input", "x", "--tile", "12"])
-    assert flag_problems(DemoFlags.of(demo)) == ["--tile_overlap 32: must be at least 0 and smaller than --tile 12"]
-    with pytest.raises(AttributeError):
-        TrainFlags.of(options.build_test_parser("3D").parse_args(["--ckpt", "x"]))  # no --batch_size there
+    def resolved(cls, parser, argv, context, setting=None):
+        return resolve(cls, read_command_line(parser, cls, argv, context), None, setting, context)
+
+    train = resolved(options.TrainConfig, options.build_train_parser("3D"), ["--batch_size", "0"], {"setting": "3D"},
+                     options.train_setting_defaults("3D"))
+    assert problems(train) == ["--batch_size 0: must be at least 1 (images per optimizer step and process)"]
+    test = resolved(options.EvalConfig, options.build_test_parser("3D"), ["--ckpt", "x"],
+                    {"setting": "3D", "split": "test"}, options.eval_setting_defaults("3D"))
+    assert problems(test) == [] and network_problems(test, None) == []
+    demo_module = importlib.import_module("demo")
+    demo = resolved(demo_module.DemoConfig, PARSERS["demo"](),
+                    ["--ckpt", "x", "--degradation", "rain", "--input", "x", "--tile", "12"], {})
+    assert network_problems(demo, None) == ["--tile_overlap 32: must be at least 0 and smaller than --tile 12"]

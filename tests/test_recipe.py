@@ -4,7 +4,6 @@ PromptIR's (AdamW, a closed-form warm-up cosine per epoch), and its defaults fil
 from __future__ import annotations
 
 import math
-from argparse import Namespace
 
 import pytest
 import torch
@@ -54,9 +53,15 @@ def test_a_recipe_carries_promptirs_protocol():
 
 
 def test_the_recipe_fills_the_options_not_given_and_says_where_each_came_from():
-    args = Namespace(lr=None, batch_size=2, epochs=None, lr_schedule_epochs=7)
-    sources = PAPER_RECIPE.fill_defaults(args)
-    assert (args.lr, args.batch_size, args.epochs, args.lr_schedule_epochs) == (1e-4, 2, 80, 7)
-    assert sources == {"lr": "recipe", "batch_size": "flag", "epochs": "recipe", "lr_schedule_epochs": "flag"}
+    # The recipe is one layer of the merge (utils.config.resolve): below the flags, above the setting.
+    from options import TrainConfig, build_train_parser, train_setting_defaults
+    from utils.config import read_command_line, resolve
+
+    given = read_command_line(build_train_parser("3D"), TrainConfig, ["--batch_size", "2", "--lr_schedule_epochs", "7"])
+    config = resolve(TrainConfig, given, PAPER_RECIPE.defaults(), train_setting_defaults("3D"), {"setting": "3D"})
+    assert (config.lr, config.batch_size, config.epochs, config.lr_schedule_epochs) == (1e-4, 2, 80, 7)
+    assert {name: config.source(name) for name in ("lr", "batch_size", "epochs", "lr_schedule_epochs", "val_every")} \
+        == {"lr": "recipe", "batch_size": "flag", "epochs": "recipe", "lr_schedule_epochs": "flag",
+            "val_every": "setting"}
     with pytest.raises(ValueError, match="interval"):
         Recipe(interval="batch")

@@ -4,7 +4,7 @@ This module is the public face of the records (docs/protocol.md sections 2-5): t
 (:mod:`utils.records`), the paper's own records, registered on import (:mod:`utils.paper`), and the
 tables of docs/datasets.md (:mod:`utils.readme_tables`, ``python -m utils.tasks [--update-readme]``).
 
-Flags (``utils/cli_options.py``, ``options.py``), dataset folders and pairing (``data/layouts.py``), the prompt sets
+Options (declared with ``utils/config.py``), dataset folders and pairing (``data/layouts.py``), the prompt sets
 (``net/prompts.py``), the demo's ``--degradation`` choices, the stand-in generator
 (``data/sample.py``), the downloads of ``python -m data.prepare``, the data benchmark and the
 tables of docs/datasets.md are all derived from the registries, read when they are used (never copied at import).
