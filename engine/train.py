@@ -174,14 +174,14 @@ def _draw_curves(ckpt_dir: Path) -> None:
               f"try python -m engine.curves --ckpt_dir {ckpt_dir}", file=sys.stderr)
 
 
-def _run_data_check(config: TrainConfig, paths) -> DataReport | None:
+def _run_data_check(args: TrainConfig, paths) -> DataReport | None:
     """Print the data report (stdout) and its warnings (stderr) and return it; DataError if anything is wrong."""
     # Only the first process of a node checks (DDP launches the script again on the other ranks).
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return None
-    test_tasks = config.val_tasks if config.val_every or config.check_data else []  # test sets a run will read
-    report = check_data(config.de_type, config.setting, test_tasks, paths,
-                        config.patch_size, num_workers=max(config.num_workers, 1))
+    test_tasks = args.val_tasks if args.val_every or args.check_data else []  # test sets a run will read
+    report = check_data(args.de_type, args.setting, test_tasks, paths,
+                        args.patch_size, num_workers=max(args.num_workers, 1))
     for line in report.lines:
         print(line)
     for warning in report.warnings:
@@ -194,14 +194,14 @@ RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESP
 """Where launchers (Lightning's DDP, torchrun, srun, jsrun, mpirun) tell a process its rank."""
 
 
-def _checkpoint_folder_lock(config: TrainConfig) -> RunLock | None:
+def _checkpoint_folder_lock(args: TrainConfig) -> RunLock | None:
     """The lock of --ckpt_dir (utils/run_lock.py: one training per folder), taken by the launching process
     only (global rank 0: the other ranks are its own); None for --check_data, which writes nothing.
     UsageError naming the running process if another training holds it."""
-    if config.check_data or any(os.environ.get(name, "0") != "0" for name in RANK_VARIABLES):
+    if args.check_data or any(os.environ.get(name, "0") != "0" for name in RANK_VARIABLES):
         return None
     try:
-        return RunLock(config.ckpt_dir, purpose="checkpoint folder --ckpt_dir").acquire()
+        return RunLock(args.ckpt_dir, purpose="checkpoint folder --ckpt_dir").acquire()
     except LockError as err:
         raise UsageError(str(err)) from None
 
@@ -219,80 +219,80 @@ def train(setting: str, argv: list[str] | None = None) -> int:
             lock.release()
 
 
-def _checked_train(config: TrainConfig, resume: Path | None, source: Checkpoint | None, init: Checkpoint | None,
+def _checked_train(args: TrainConfig, resume: Path | None, source: Checkpoint | None, init: Checkpoint | None,
                    network: NetworkSpec) -> int:
     """The training after the preflight, while this process holds the --ckpt_dir lock."""
-    setting, paths = config.setting, config.dataset_paths()
-    report = _run_data_check(config, paths)
+    setting, paths = args.setting, args.dataset_paths()
+    report = _run_data_check(args, paths)
     if report is not None:
-        problem = batch_problem(config.batch_size, config.world_size, report.train_samples)
+        problem = batch_problem(args.batch_size, args.world_size, report.train_samples)
         if problem:
             raise UsageError(problem)
-    if config.check_data:
+    if args.check_data:
         return 0
 
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    table = prompt_table_for(config, source or init, config.de_type + config.val_tasks, network.text_dim)
+    L.seed_everything(args.seed, workers=True, verbose=False)
+    table = prompt_table_for(args, source or init, args.de_type + args.val_tasks, network.text_dim)
     # A table taken from a checkpoint keeps that checkpoint's prompt-set name.
     prompt_set = next((c.prompt_set for c in (source, init) if c is not None and c.prompt_table is not None
-                       and c.prompt_set), config.prompt_set)
-    module = RestorationModule(network.config, table.to_dict(), prompt_set, setting, config.val_tasks,
-                               lr=config.lr, lr_schedule_epochs=config.lr_schedule_epochs,
+                       and c.prompt_set), args.prompt_set)
+    module = RestorationModule(network.config, table.to_dict(), prompt_set, setting, args.val_tasks,
+                               lr=args.lr, lr_schedule_epochs=args.lr_schedule_epochs,
                                architecture=network.architecture)
     if init is not None:
         load_pretrained(module.net, init)
-    apply_speed_options(module, config)
+    apply_speed_options(module, args)
     parameters = sum(p.numel() for p in module.net.parameters())
     print(f"prompts: {table.source}; network: {network.describe()} from {network.origin} ({parameters:,} parameters)"
           + (f"; resuming {resume}" if resume else ""))
 
-    datamodule = DFPIRDataModule(paths, setting, config.de_type, config.val_tasks if config.val_every else [],
-                                 config.batch_size, config.patch_size, config.num_workers, config.seed,
-                                 preload_bytes=int(config.preload_gb * 2**30))
-    ckpt_dir = Path(config.ckpt_dir)
-    last = LastCheckpoint(ckpt_dir, config.ckpt_every)
+    datamodule = DFPIRDataModule(paths, setting, args.de_type, args.val_tasks if args.val_every else [],
+                                 args.batch_size, args.patch_size, args.num_workers, args.seed,
+                                 preload_bytes=int(args.preload_gb * 2**30))
+    ckpt_dir = Path(args.ckpt_dir)
+    last = LastCheckpoint(ckpt_dir, args.ckpt_every)
     callbacks: list[Callback] = [
         RunSummary(),  # first: its step times exclude the checkpoint saves below
         last,
         # the resolved configuration, in every checkpoint and (with the first) as <ckpt_dir>/config.yaml
-        RecordRunConfig(run_config(config), {name: config.source(name) for name in DEFAULTED_OPTIONS},
-                        config.to_dict(), dict(config.sources),
-                        write_config=lambda: write_run_config(ckpt_dir, config, f"train_{setting}_DFPIR.py")),
+        RecordRunConfig(run_config(args), {name: args.source(name) for name in DEFAULTED_OPTIONS},
+                        args.to_dict(), dict(args.sources),
+                        write_config=lambda: write_run_config(ckpt_dir, args, f"train_{setting}_DFPIR.py")),
         LearningRateMonitor(logging_interval="epoch"),
         ProgressBar(),
     ]
-    if config.val_every:
-        callbacks.append(ValidationSchedule(config.val_rule, config.val_every))
-        if config.select_best_on_test:
+    if args.val_every:
+        callbacks.append(ValidationSchedule(args.val_rule, args.val_every))
+        if args.select_best_on_test:
             callbacks.insert(-1, ModelCheckpoint(
                 dirpath=ckpt_dir, monitor="val_psnr", mode="max", save_top_k=1,
                 filename="best-epoch{epoch}-step{step}-psnr{val_psnr:.2f}-ssim{val_ssim:.4f}",
                 auto_insert_metric_name=False))
-    if config.keep_every_epoch:  # PromptIR's authors kept every epoch (ModelCheckpoint every_n_epochs=1, save_top_k=-1)
+    if args.keep_every_epoch:  # PromptIR's authors kept every epoch (ModelCheckpoint every_n_epochs=1, save_top_k=-1)
         callbacks.insert(-1, ModelCheckpoint(
             dirpath=ckpt_dir, every_n_epochs=1, save_top_k=-1, save_on_train_epoch_end=True,
             filename="epoch{epoch}-step{step}", auto_insert_metric_name=False))
-    logger = (TensorBoardLogger if config.logger == "tensorboard" else CSVLogger)(ckpt_dir, name=LOGS_DIR)
-    devices = config.parsed_devices
-    multi_process = config.num_nodes > 1 or devices == "auto" or (isinstance(devices, int) and devices > 1)
+    logger = (TensorBoardLogger if args.logger == "tensorboard" else CSVLogger)(ckpt_dir, name=LOGS_DIR)
+    devices = args.parsed_devices
+    multi_process = args.num_nodes > 1 or devices == "auto" or (isinstance(devices, int) and devices > 1)
     trainer = L.Trainer(
-        accelerator=lightning_accelerator(config.device),
+        accelerator=lightning_accelerator(args.device),
         devices=devices,
-        num_nodes=config.num_nodes,
+        num_nodes=args.num_nodes,
         strategy=DDPStrategy(find_unused_parameters=network.recipe.find_unused_parameters) if multi_process else "auto",
-        precision=config.precision,
+        precision=args.precision,
         benchmark=True,  # cuDNN picks the fastest convolution algorithms for the static training shapes
-        max_epochs=config.epochs,
-        max_steps=config.max_steps,
+        max_epochs=args.epochs,
+        max_steps=args.max_steps,
         check_val_every_n_epoch=1,  # ValidationSchedule picks the steps
-        limit_val_batches=None if config.val_every else 0,
+        limit_val_batches=None if args.val_every else 0,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # DFPIRDataModule shards itself (exact resume, no padded duplicates)
         callbacks=callbacks,
         logger=logger,
         default_root_dir=ckpt_dir,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        log_every_n_steps=min(50, config.ckpt_every or 50),
+        log_every_n_steps=min(50, args.ckpt_every or 50),
     )
     # Resuming loads only tensors and plain types (weights_only=True) where Lightning takes the argument (2.6).
     safe_load = {"weights_only": True} if "weights_only" in inspect.signature(trainer.fit).parameters else {}

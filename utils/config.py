@@ -177,10 +177,13 @@ def _field_type(annotation: Any) -> FieldType:
 
 
 def fields_of(cls: type) -> list[tuple[dataclasses.Field, Option, FieldType]]:
-    """The option fields of a configuration class, in declaration order, with their option and type."""
+    """The option fields of a configuration class with their option and type: the class's own first, in
+    declaration order, then its mixins' (in ``--help``, ``--print_config`` and ``config.yaml``)."""
     hints = typing.get_type_hints(cls)
-    return [(f, f.metadata["option"], _field_type(hints[f.name]))
-            for f in dataclasses.fields(cls) if "option" in f.metadata]
+    by_name = {f.name: f for f in dataclasses.fields(cls) if "option" in f.metadata}
+    ordered = dict.fromkeys(name for klass in cls.__mro__ for name in klass.__dict__.get("__annotations__", {})
+                            if name in by_name)
+    return [(by_name[name], by_name[name].metadata["option"], _field_type(hints[name])) for name in ordered]
 
 
 def defaults_of(cls: type) -> dict[str, Any]:
@@ -434,8 +437,7 @@ def resolve(cls: type[C], given: Given, recipe: Mapping[str, Any] | None = None,
     recipe's), except the field's own default. A dict
     field (the dataset folders) merges key by key. A field without flags (the script's ``setting``)
     is never taken from the file: ``setting[name]`` decides (see :func:`file_mismatches`)."""
-    layers = [("flag", given.flags), ("config file", given.file), ("recipe", recipe or {}),
-              ("setting", setting or {}), ("default", defaults_of(cls))]
+    layers = list(zip(SOURCES, (given.flags, given.file, recipe or {}, setting or {}, defaults_of(cls)), strict=True))
     values, sources = {}, {}
     for field, option, kind in fields_of(cls):
         name = field.name
