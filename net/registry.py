@@ -120,6 +120,12 @@ def recipe_of(architecture: str) -> Recipe:
     return RECIPES[architecture]
 
 
+def display_name(architecture: str) -> str:
+    """An architecture's name in tables, default folders and model cards (e.g. 'DFPIR', 'PromptIR')."""
+    _architecture(architecture)
+    return DISPLAY_NAMES[architecture]
+
+
 def build_network(architecture: str, config: dict) -> nn.Module:
     """``Net(**config)`` of a registered architecture."""
     return _architecture(architecture)(**config)
@@ -161,8 +167,7 @@ class NetworkSpec:
     @property
     def display_name(self) -> str:
         """The network's name in tables, default folders and model cards (e.g. 'DFPIR', 'PromptIR')."""
-        _architecture(self.architecture)
-        return DISPLAY_NAMES[self.architecture]
+        return display_name(self.architecture)
 
     @property
     def uses_text_prompts(self) -> bool:
