@@ -14,14 +14,27 @@ that decides which network a run builds.
   - ``uses_text_prompts`` (class attribute, True when absent): whether forward reads text_code.
     A blind network (PromptIR) sets it to False and takes ``forward(img, text_code=None)``,
     ignoring text_code;
-  - ``size_multiple`` (class attribute): H and W must be multiples of it (tiling and the demo
-    pad to it);
+  - ``size_multiple`` (class attribute): H and W must be multiples of it; forward refuses any other
+    size with a ValueError saying "multiples of <size_multiple>" (tiling and the demo pad to it, the
+    evaluation centre-crops to a multiple of 16);
+  - every trainable parameter (``requires_grad``) gets a gradient from the restored image, except
+    those of the modules an optional ``unused_modules()`` ({name: module}) declares never called
+    (PromptIR's six, kept for strict loading of the released file);
+  - optional ``card_summary`` (class attribute, one paragraph): the model card's description
+    (``net/hub_model.py``); inheriting ``net.hub_model.HubMixin`` adds ``save_pretrained`` /
+    ``push_to_hub`` / ``from_pretrained`` on the class (the module functions work without it);
   - optional ``set_fast_path(enabled)`` (a faster formulation of the same function) and
     ``compiled_blocks`` (module types ``--compile`` compiles one by one; without it the whole
     network is compiled), used by ``net/speed.py``.
 
 - A **model** is a named configuration of an architecture (timm-style entry point), the values of
   ``--model``: ``register_model("tiny", "dfpir", config_fn)``.
+
+- A **tiny preset** is a model whose name contains ``tiny`` (``tiny``, ``promptir_tiny``): a small
+  configuration with every block type, for fast tests (:func:`tiny_models`). Registering one is how a
+  network gets the registry-wide contract test (``tests/test_contract.py``: input sizes, gradients,
+  strict save/load, recognition by layout, the Hub round trip, training and evaluation through the
+  scripts) with no test of its own.
 
 - A checkpoint that does not name its network (the authors' DFPIR ``.pth.tar``, PromptIR's released
   Lightning ``model.ckpt``, a bare state dict) is **recognised by its layout**: a registered model
@@ -105,6 +118,11 @@ def register_model(name: str, architecture: str, config: Callable[[], dict]) -> 
 def model_names() -> list[str]:
     """The values ``--model`` accepts."""
     return list(MODELS)
+
+
+def tiny_models() -> list[str]:
+    """The tiny presets: the models whose name contains ``tiny`` (see the module docstring)."""
+    return [name for name in MODELS if "tiny" in name]
 
 
 def _architecture(name: str) -> type[nn.Module]:
