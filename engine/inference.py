@@ -20,7 +20,7 @@ from data.transforms import to_tensor
 from engine.common import prompt_table_for, recognizer_for
 from engine.preflight import UsageError
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
-from net.prompts import BACKENDS, PromptTable
+from net.prompts import BACKENDS, PromptTable, text_codes
 from net.recognizer import DegradationRecognizer
 from net.registry import DEFAULT_MODEL, NetworkSpec, model_names, resolve_network
 from net.speed import prepare_for_speed
@@ -81,6 +81,8 @@ class Restorer:
         self.net = prepare_for_speed(net).to(self.device).eval()  # the fast path, as evaluation runs it
         self.uses_text_prompts = network.uses_text_prompts  # False: blind, the degradation asked for is not used
         self.table = table
+        # Row i: the code of degradation id i (net.prompts.text_codes); None: blind.
+        self.codes = table.embeddings.to(self.device) if self.uses_text_prompts else None
         self.recognizer = recognizer.to(self.device).eval() if recognizer is not None else None
         self.setting = setting_of(checkpoint, recognizer)
         self._task_of = degradation_choices()
@@ -108,22 +110,21 @@ class Restorer:
         start = time.perf_counter()
         img = to_tensor(image)[None].to(self.device)
         probabilities = None
-        if not self.uses_text_prompts:  # blind: no degradation, no code
-            with torch.inference_mode():
-                restored = restore_image(lambda x: self.net(x, None), img, self.net.size_multiple, tile, overlap)
-            return Restoration(_to_uint8(restored), BLIND, None, time.perf_counter() - start)
-        if degradation == AUTO:
-            if self.recognizer is None:
-                raise UsageError("auto needs a degradation recogniser (train one with: python train_recognizer.py)")
-            de_id, probs = self.recognizer.predict(img)
-            degradation = self._name_of[TASK_BY_ID[int(de_id)].name]
-            probabilities = {self._name_of[task]: float(p) for task, p in
-                             zip(self.recognizer.task_names, probs[0].tolist(), strict=True)}
-        if degradation not in self._task_of:
-            raise UsageError(f"unknown degradation {degradation!r}; choose from {', '.join(self._task_of)}")
-        task = self._task_of[degradation]
-        self.table.covers([task])
-        code = self.table.embeddings[TASKS[task].de_id][None].to(self.device)
+        if self.codes is None:  # blind: no degradation, no code
+            degradation, code = BLIND, None
+        else:
+            if degradation == AUTO:
+                if self.recognizer is None:
+                    raise UsageError("auto needs a degradation recogniser (train one with: python train_recognizer.py)")
+                predicted, probs = self.recognizer.predict(img)
+                degradation = self._name_of[TASK_BY_ID[int(predicted)].name]
+                probabilities = {self._name_of[task]: float(p) for task, p in
+                                 zip(self.recognizer.task_names, probs[0].tolist(), strict=True)}
+            if degradation not in self._task_of:
+                raise UsageError(f"unknown degradation {degradation!r}; choose from {', '.join(self._task_of)}")
+            task = self._task_of[degradation]
+            self.table.covers([task])
+            code = text_codes(self.codes, torch.tensor([TASKS[task].de_id]))
         with torch.inference_mode():
             restored = restore_image(lambda x: self.net(x, code), img, self.net.size_multiple, tile, overlap)
         return Restoration(_to_uint8(restored), degradation, probabilities, time.perf_counter() - start)

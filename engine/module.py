@@ -23,7 +23,7 @@ import torch
 
 from engine.scoring import EvalOptions, ImageRecord, Results, Scorer
 from net.checkpoint import EXTRA_KEY, UNNAMED_ARCHITECTURE
-from net.prompts import PromptTable
+from net.prompts import PromptTable, text_codes
 from net.recipe import Recipe
 from net.recognizer import DegradationRecognizer
 from net.registry import build_network, recipe_of
@@ -77,11 +77,8 @@ class RestorationModule(L.LightningModule):
         """img (B, 3, H, W) in [0, 1], de_id (B,) int -> restored (B, 3, H, W) (not clipped).
 
         The network gets the text codes of the samples' degradations (B, D), or None if it takes no
-        text prompts (de_id is then not used)."""
-        if not self.uses_text_prompts:
-            return self.net(img, None)
-        codes = self.prompt_codes[de_id.to(self.prompt_codes.device)]
-        return self.net(img, codes)
+        text prompts (de_id is then not used): ``net.prompts.text_codes``."""
+        return self.net(img, text_codes(self.prompt_codes if self.uses_text_prompts else None, de_id))
 
     def restore(self, img: torch.Tensor, de_id: torch.Tensor) -> torch.Tensor:
         """forward for whole images of any size, tiled as ``eval_options`` says."""

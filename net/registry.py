@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from net.recipe import PAPER_RECIPE, Recipe
+from utils.registry import Registry
 
 if TYPE_CHECKING:
     from net.checkpoint import Checkpoint
@@ -71,6 +72,16 @@ class NetworkError(ValueError):
 
 
 @dataclass(frozen=True)
+class Architecture:
+    """A registered network class, how it is trained (``net/recipe.py``) and its name in tables, default
+    folders and model cards."""
+
+    cls: type[nn.Module]
+    recipe: Recipe
+    display_name: str
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A named configuration of an architecture: the value of ``--model``."""
 
@@ -79,10 +90,8 @@ class ModelEntry:
     config: Callable[[], dict]  # -> the full configuration dict, ``Net(**config)``
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {}
-RECIPES: dict[str, Recipe] = {}  # architecture name -> how it is trained
-DISPLAY_NAMES: dict[str, str] = {}  # architecture name -> its name in tables, folders and model cards
-MODELS: dict[str, ModelEntry] = {}
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", "net.registry.register_architecture")
+MODELS: Registry[ModelEntry] = Registry("model", "net.registry.register_model")
 
 
 def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE, display_name: str | None = None,
@@ -92,14 +101,12 @@ def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE, display_name
     result tables, default folder names (``checkpoints/<display_name>_3D``) and model cards."""
 
     def register(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in ARCHITECTURES and ARCHITECTURES[name] is not cls:
-            raise ValueError(f"architecture {name!r} is already registered ({ARCHITECTURES[name].__name__})")
+        if name in ARCHITECTURES and ARCHITECTURES[name].cls is not cls:
+            raise ValueError(f"architecture {name!r} is already registered ({ARCHITECTURES[name].cls.__name__})")
         if not isinstance(getattr(cls, "size_multiple", None), int):
             raise ValueError(f"{cls.__name__} needs an int class attribute size_multiple (see net/registry.py)")
         cls.architecture = name
-        ARCHITECTURES[name] = cls
-        RECIPES[name] = recipe
-        DISPLAY_NAMES[name] = display_name or cls.__name__
+        ARCHITECTURES[name] = Architecture(cls, recipe, display_name or cls.__name__)  # the same class again: replaced
         return cls
 
     return register
@@ -109,10 +116,7 @@ def register_model(name: str, architecture: str, config: Callable[[], dict]) -> 
     """Register ``--model name``: the configuration ``config()`` of a registered architecture."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"model {name!r}: register its architecture {architecture!r} first")
-    if name in MODELS:
-        raise ValueError(f"model {name!r} is already registered")
-    MODELS[name] = ModelEntry(name, architecture, config)
-    return MODELS[name]
+    return MODELS.register(name, ModelEntry(name, architecture, config))
 
 
 def model_names() -> list[str]:
@@ -125,7 +129,7 @@ def tiny_models() -> list[str]:
     return [name for name in MODELS if "tiny" in name]
 
 
-def _architecture(name: str) -> type[nn.Module]:
+def _architecture(name: str) -> Architecture:
     if name not in ARCHITECTURES:
         raise NetworkError(f"unknown network architecture {name!r}; this installation has "
                            f"{list(ARCHITECTURES)} (register it with net.registry.register_architecture)")
@@ -134,19 +138,17 @@ def _architecture(name: str) -> type[nn.Module]:
 
 def recipe_of(architecture: str) -> Recipe:
     """The training recipe registered with an architecture."""
-    _architecture(architecture)
-    return RECIPES[architecture]
+    return _architecture(architecture).recipe
 
 
 def display_name(architecture: str) -> str:
     """An architecture's name in tables, default folders and model cards (e.g. 'DFPIR', 'PromptIR')."""
-    _architecture(architecture)
-    return DISPLAY_NAMES[architecture]
+    return _architecture(architecture).display_name
 
 
 def build_network(architecture: str, config: dict) -> nn.Module:
     """``Net(**config)`` of a registered architecture."""
-    return _architecture(architecture)(**config)
+    return _architecture(architecture).cls(**config)
 
 
 def create_model(name: str) -> nn.Module:
@@ -175,7 +177,7 @@ class NetworkSpec:
     @property
     def size_multiple(self) -> int:
         """H and W of the network's inputs must be multiples of it (the class attribute)."""
-        return _architecture(self.architecture).size_multiple
+        return _architecture(self.architecture).cls.size_multiple
 
     @property
     def recipe(self) -> Recipe:
@@ -190,7 +192,7 @@ class NetworkSpec:
     @property
     def uses_text_prompts(self) -> bool:
         """Whether the network reads text codes (the class attribute; False: blind, e.g. PromptIR)."""
-        return getattr(_architecture(self.architecture), "uses_text_prompts", True)
+        return getattr(_architecture(self.architecture).cls, "uses_text_prompts", True)
 
     @property
     def text_dim(self) -> int | None:
