@@ -23,12 +23,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
+from engine.cli import TILE_HINT, is_out_of_memory, run_cli
 from engine.inference import Restorer, add_network_flags, inference_device
 from engine.preflight import DemoFlags, Preflight, UsageError, flag_problems, same_file, writable_dir
+from engine.prompt_tables import prompt_table_for
 from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
+from net.recognizer.checkpoint import recognizer_for
 from net.registry import NetworkSpec, resolve_network
 from utils.cli_options import RECOGNIZER, add_checkpoint_option, add_overwrite_flag, add_tiling_options, new_parser
 from utils.figures import FigureRow, Panel, comparison_figure

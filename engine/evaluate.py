@@ -26,15 +26,18 @@ import torch
 from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
-from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
+from engine.cli import TILE_HINT, run_cli
 from engine.compare import FIGURE_NAME, ComparisonFigure
-from engine.module import RestorationModule
+from engine.device import accelerator
+from engine.module import RestorationModule, apply_speed_options
 from engine.preflight import Preflight, TestFlags, UsageError, flag_problems, weights_fit, writable_dir
+from engine.prompt_tables import prompt_table_for
 from engine.report import CheckpointResults, with_average, write_results
 from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
+from net.recognizer.checkpoint import recognizer_for
 from net.registry import NetworkSpec, resolve_network
 from options import build_test_parser, dataset_paths
 from utils.tasks import TASK_BY_ID

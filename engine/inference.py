@@ -1,6 +1,6 @@
 """Restoring one image with a checkpoint: the inference path of ``demo.py`` and ``app.py`` alike.
 
-A :class:`Restorer` is built once from a checkpoint (any format, ``net/checkpoint.py``), the network
+A :class:`Restorer` is built once from a checkpoint (any format, ``net/checkpoint/``), the network
 it holds, a prompt table and, for ``auto``, a degradation recogniser. ``restore`` takes an (H, W, 3)
 uint8 image of any size and a degradation by the demo's names (``noise25``, ``rain`` ...; or
 ``auto``) and returns the restored uint8 image, which the demo writes with ``write_png`` and the web
@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from data.transforms import to_tensor
-from engine.common import prompt_table_for, recognizer_for
 from engine.preflight import UsageError
+from engine.prompt_tables import prompt_table_for
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import BACKENDS, PromptTable, text_codes
 from net.recognizer import DegradationRecognizer
+from net.recognizer.checkpoint import recognizer_for
 from net.registry import DEFAULT_MODEL, NetworkSpec, model_names, resolve_network
 from net.speed import prepare_for_speed
 from utils.cli_options import DEVICE, TILE_OVERLAP, add_model_option, add_prompt_options

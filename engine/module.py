@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import lightning as L
 import torch
 
@@ -27,6 +29,7 @@ from net.prompts import PromptTable, text_codes
 from net.recipe import Recipe
 from net.recognizer import DegradationRecognizer
 from net.registry import build_network, recipe_of
+from net.speed import prepare_for_speed, use_compile_cache
 from utils.tiling import restore_image
 
 
@@ -59,7 +62,7 @@ class RestorationModule(L.LightningModule):
             if self.hparams[name] is None:
                 self.hparams[name] = getattr(self.recipe, name)
         self.net = build_network(architecture, model_config)
-        # A network without text prompts (PromptIR) gets an empty table and no codes (engine.common.no_prompt_table).
+        # A blind network (PromptIR) gets an empty table and no codes (engine.prompt_tables.no_prompt_table).
         self.uses_text_prompts: bool = getattr(self.net, "uses_text_prompts", True)
         self.prompt_table = PromptTable.from_dict(prompt_table)
         self.register_buffer("prompt_codes", self.prompt_table.embeddings.clone(), persistent=False)
@@ -214,3 +217,13 @@ class RestorationModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._finish_evaluation()
+
+
+def apply_speed_options(module: RestorationModule, args: argparse.Namespace) -> RestorationModule:
+    """The network's fast path and channels_last (``net/speed.py``; same function); with ``--compile``
+    (training), the whole training step compiled (``RestorationModule.compile_training``)."""
+    prepare_for_speed(module.net, channels_last=args.channels_last)
+    if getattr(args, "compile", False):
+        use_compile_cache()
+        module.compile_training()
+    return module

@@ -25,8 +25,9 @@ from data.check import check_data
 from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
 from data.mixture import DEFAULT_PRELOAD_BYTES, TrainMixture
-from engine.common import UsageError, accelerator, run_cli
-from engine.preflight import Preflight, RecognizerFlags, flag_problems
+from engine.cli import run_cli
+from engine.device import accelerator
+from engine.preflight import Preflight, RecognizerFlags, UsageError, flag_problems
 from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
 from options import build_recognizer_train_parser, dataset_paths
