@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import test_3D_DFPIR
-import train_3D_DFPIR
+from engine.evaluate import main as evaluate_main  # test_3D_DFPIR.py's main
+from engine.train import main as train_main  # train_3D_DFPIR.py's main
 from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
 from net.hub import main as hub_main
 from net.hub_model import from_pretrained
@@ -125,7 +125,7 @@ def test_hub_round_trip_gives_identical_outputs(model, network, tmp_path):
 def test_two_training_steps_and_one_evaluation_through_the_scripts(model, network, data_root, tmp_path):
     run = tmp_path / "run"
     prompts = ["--prompt_backend", "offline"] if network.uses_text_prompts else []
-    assert train_3D_DFPIR.main("3D", [
+    assert train_main("3D", [
         "--data_root", str(data_root), "--ckpt_dir", str(run), "--model", model, "--de_type", "dehaze",
         "--patch_size", "32", "--batch_size", "2", "--max_steps", "2", "--val_every", "0", "--num_workers", "0",
         "--device", "cpu", "--logger", "csv", "--data_file_dir", "none", *prompts]) == 0
@@ -133,9 +133,9 @@ def test_two_training_steps_and_one_evaluation_through_the_scripts(model, networ
     assert last.architecture == network.architecture and last.model_config == network.config
 
     out = tmp_path / "eval"
-    assert test_3D_DFPIR.main("3D", ["--ckpt", str(run / "last.ckpt"), "--data_root", str(data_root),
-                                     "--tasks", "dehaze", "--output_path", str(out), "--no_save_images",
-                                     "--device", "cpu", "--num_workers", "0"]) == 0
+    assert evaluate_main("3D", ["--ckpt", str(run / "last.ckpt"), "--data_root", str(data_root), "--tasks", "dehaze",
+                                "--output_path", str(out), "--no_save_images", "--device", "cpu",
+                                "--num_workers", "0"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["dehaze"]["n"] == 4 and 0 < results["dehaze"]["psnr"] < 100
     paper_row = f"| {network.display_name} 3D (paper)"
