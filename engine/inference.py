@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from data.transforms import to_tensor
-from engine.preflight import UsageError
+from engine.preflight import UsageError, recognition_problem
 from engine.prompt_tables import prompt_table_for
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import BACKENDS, PromptTable, text_codes
@@ -142,8 +142,7 @@ def open_restorer(args: argparse.Namespace) -> Restorer:
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
     if args.recognizer is not None and not network.uses_text_prompts:
-        raise UsageError(f"--recognizer: {network.describe()} takes no text prompts (it is blind by construction), "
-                         "so a degradation recogniser does not apply to it; drop --recognizer")
+        raise UsageError(recognition_problem(network, "recognizer"))
     model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []

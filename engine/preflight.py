@@ -215,13 +215,18 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None, *, ze
     elif overlap is not None and overlap < 0:
         problems.append(_bad("tile_overlap", overlap, "must be 0 or more"))
     if network is not None and not network.uses_text_prompts:
-        problems += [f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
-                     f"degradation recogniser does not apply to it; drop --{flag}"
-                     for flag in ("blind", "recognizer") if value(flag)]
+        problems += [recognition_problem(network, flag) for flag in ("blind", "recognizer") if value(flag)]
     if value("device") == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda: PyTorch sees no CUDA device here; use --device cpu (or auto), or check "
                         "the CUDA build of PyTorch (python -c 'import torch; print(torch.cuda.is_available())')")
     return problems
+
+
+def recognition_problem(network: NetworkSpec, flag: str) -> str:
+    """The refusal of ``--flag`` (--blind, --recognizer) for a network without text prompts: there is no
+    prompt for a recognised degradation to pick."""
+    return (f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
+            f"degradation recogniser does not apply to it; drop --{flag}")
 
 
 def batch_problem(batch_size: int, world_size: int | None, samples: int) -> str | None:
