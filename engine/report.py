@@ -33,10 +33,6 @@ def _cell(psnr: float, ssim: float, ssim_digits: int) -> str:
     return f"{psnr:.2f} / {ssim:.{ssim_digits}f}"
 
 
-def _tasks(results: Results) -> list[str]:
-    return [t for t in results if t != "average"]
-
-
 def paper_values(published: dict[str, tuple[float, float]], tasks: list[str], setting: str) -> PaperRow:
     """A published row over ``tasks`` and their average: (PSNR, SSIM) per task, None where not published.
 
@@ -51,17 +47,16 @@ def paper_values(published: dict[str, tuple[float, float]], tasks: list[str], se
     return [*values, (sum(v[0] for v in values) / len(tasks), sum(v[1] for v in values) / len(tasks))]
 
 
-def _columns(results: Results, tasks: list[str] | None) -> list[dict | None]:
-    """The entries of ``results`` under the columns ``tasks`` (default: its own) and the average; None
-    where a task was not run yet, and for the average then (an interrupted checkpoint's row)."""
-    tasks = _tasks(results) if tasks is None else tasks
+def _columns(results: Results, tasks: list[str]) -> list[dict | None]:
+    """The entries of ``results`` under the columns ``tasks`` and the average; None where a task was not
+    run yet, and for the average then (an interrupted checkpoint's row)."""
     entries = [results.get(t) for t in tasks]
     return [*entries, None if None in entries else results["average"]]
 
 
-def _measured_cells(results: Results, known: bool = False, tasks: list[str] | None = None) -> list[str]:
-    """The cells of one measured row: each task, then the average (``known``: the known-degradation scores);
-    ``tasks``: the table's columns (default: the tasks of ``results``), '-' where a task has no result."""
+def _measured_cells(results: Results, known: bool, tasks: list[str]) -> list[str]:
+    """The cells of one measured row under the table's columns ``tasks``: each task, then the average
+    (``known``: the known-degradation scores), '-' where a task has no result."""
     return ["-" if e is None else _cell(e["known"]["psnr"], e["known"]["ssim"], 4) if known
             else _cell(e["psnr"], e["ssim"], 4) for e in _columns(results, tasks)]
 
@@ -70,7 +65,7 @@ def _paper_cells(paper: PaperRow) -> list[str]:
     return ["-" if v is None else _cell(v[0], v[1], 3) for v in paper]
 
 
-def _delta_cells(results: Results, paper: PaperRow, tasks: list[str] | None = None) -> list[str]:
+def _delta_cells(results: Results, paper: PaperRow, tasks: list[str]) -> list[str]:
     return ["-" if v is None or e is None else f"{e['psnr'] - v[0]:+.2f} / {e['ssim'] - v[1]:+.4f}"
             for e, v in zip(_columns(results, tasks), paper, strict=True)]
 
