@@ -21,7 +21,7 @@ from engine.evaluate import main as evaluate_main  # test_3D_DFPIR.py's main
 from engine.train import main as train_main  # train_3D_DFPIR.py's main
 from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
 from net.hub import main as hub_main
-from net.hub_model import from_pretrained
+from net.hub_model import HubMixin, from_pretrained
 from net.registry import ARCHITECTURES, NetworkSpec, recognise, resolve_network, tiny_models
 from utils.tasks import SETTINGS
 
@@ -124,6 +124,13 @@ def test_hub_round_trip_gives_identical_outputs(model, network, tmp_path):
     card = (hub / "README.md").read_text()
     assert f"# {network.display_name}" in card and network.architecture in card
     assert (hub / "prompt_table.safetensors").exists() == network.uses_text_prompts
+    if isinstance(loaded, HubMixin):  # the class's own save_pretrained / from_pretrained: the same folder
+        loaded.save_pretrained(tmp_path / "again")
+        for name in ("config.json", "model.safetensors"):  # the card differs: it names no source
+            assert (tmp_path / "again" / name).read_bytes() == (hub / name).read_bytes(), name
+        assert f"# {network.display_name}" in (tmp_path / "again" / "README.md").read_text()
+        again = type(loaded).from_pretrained(tmp_path / "again")
+        assert torch.equal(_outputs(again, network), _outputs(net, network))
 
 
 def test_two_training_steps_and_one_evaluation_through_the_scripts(model, network, data_root, tmp_path):
