@@ -23,7 +23,7 @@ from pathlib import Path
 from data.evalsets import load_test_images
 from data.layouts import DatasetPaths, eval_pairs
 from data.sample import make_sample_dataset
-from engine.common import TILE_HINT, is_out_of_memory, quiet_expected_notices
+from engine.cli import TILE_HINT, is_out_of_memory, quiet_expected_notices
 from engine.inference import AUTO, DEFAULT_OVERLAP, Restorer, RestorerOptions, open_restorer
 from engine.preflight import USER_ERRORS, UsageError
 from net.run_options import RecognizerOption, checkpoint_option

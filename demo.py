@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
+from engine.cli import TILE_HINT, is_out_of_memory, run_cli
 from engine.inference import Restorer, RestorerOptions
 from engine.preflight import (
     Preflight,
@@ -36,9 +36,11 @@ from engine.preflight import (
     same_file,
     writable_dir,
 )
+from engine.prompt_tables import prompt_table_for
 from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
+from net.recognizer.checkpoint import recognizer_for
 from net.registry import NetworkSpec, resolve_network
 from net.run_options import RecognizerOption, checkpoint_option
 from utils.config import build_parser as build_config_parser

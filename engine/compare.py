@@ -138,20 +138,3 @@ class ComparisonFigure:
         figure = comparison_figure(rows, title)
         atomic_write(Path(output_dir) / name, lambda file: figure.save(file, format="PNG", optimize=True))
         return name
-
-
-def write_comparisons(module: RestorationModule, eval_sets: list[EvalSet], records: list[ImageRecord],
-                      output_dir: str | Path, device: torch.device,
-                      note_for: Callable[[ImageRecord], str | None] | None = None, *,
-                      label: str = "DFPIR") -> dict[str, str]:
-    """Write output_dir/compare_<task>.png of one checkpoint for every test set with scored images;
-    {task: file name}. ``label`` names the restoration's panels; note_for: an optional note shown
-    after a row's title (e.g. the degradation a recogniser predicted)."""
-    written: dict[str, str] = {}
-    for eval_set in eval_sets:
-        figure = ComparisonFigure(eval_set, records)
-        figure.add(label, module, records, device, note_for)
-        name = figure.save(output_dir)
-        if name is not None:
-            written[figure.task] = name
-    return written

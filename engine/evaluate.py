@@ -9,9 +9,10 @@ draw made once), one task after the other, with ``results.json`` and ``results.m
 each task, so an interrupted evaluation keeps the tasks it finished. The resolved configuration is
 written first, as ``<output_path>/config.yaml``.
 
-One ``--ckpt`` writes today's layout (``engine.report.write_results``); several write one table of
-every checkpoint beside the paper rows of their networks (``engine.report.write_comparison_results``,
-docs/evaluation.md), their restored images in ``<output_path>/<label>/<task>/``.
+One report path (``engine.report.write_results``, docs/evaluation.md): one ``--ckpt`` is a comparison
+of one, every checkpoint's row beside its own network's published row ("not published" where there
+is none). One checkpoint keeps the single results.json layout and its restored images in
+``<output_path>/<task>/``; several are keyed by label, their images in ``<output_path>/<label>/<task>/``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ import torch
 from data.check import check_data
 from data.datamodule import eval_loaders
 from data.transforms import CROP_BASE
-from engine.common import TILE_HINT, apply_speed_options, prompt_table_for, recognizer_for, run_cli
+from engine.cli import TILE_HINT, run_cli
 from engine.compare import FIGURE_NAME, ComparisonFigure
-from engine.module import RestorationModule
+from engine.module import RestorationModule, apply_speed_options
 from engine.preflight import (
     Preflight,
     UsageError,
@@ -41,11 +42,13 @@ from engine.preflight import (
     writable_dir,
     write_run_config,
 )
-from engine.report import CheckpointResults, method_name, with_average, write_comparison_results, write_results
+from engine.prompt_tables import prompt_table_for
+from engine.report import CheckpointResults, with_average, write_results
 from engine.scoring import EvalOptions, ImageRecord
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
+from net.recognizer.checkpoint import recognizer_for
 from net.registry import NetworkSpec, resolve_network
 from options import EvalConfig, build_test_parser, eval_setting_defaults
 from utils.config import CONFIG_NAME, resolve
@@ -210,7 +213,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     several = len(candidates) > 1
     blind = f", blind ({Path(args.recognizer).name})" if recognizer is not None else ""
     title = (f"{setting}: {', '.join(c.label for c in candidates)}" if several
-             else f"DFPIR {setting}: {Path(candidates[0].path).name}") + blind
+             else f"{candidates[0].network.display_name} {setting}: {Path(candidates[0].path).name}") + blind
     device = resolve_device(args.device)
     # Built once: every checkpoint restores the same inputs (crops, noise, the --legacy_noise draw).
     loaders = eval_loaders(tasks, paths, args.num_workers, legacy_noise=setting if args.legacy_noise else None)
@@ -225,7 +228,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
               + (f"; blind: degradations recognised by {args.recognizer}" if recognizer else ""))
         trainer = L.Trainer(accelerator=lightning_accelerator(args.device), devices=1, precision="32", logger=False,
                             enable_checkpointing=False, enable_model_summary=False)
-        caption = candidate.label if several else (args.label or [method_name(candidate.network.architecture)])[0]
+        caption = candidate.label if several else (args.label or [candidate.network.display_name])[0]
         scored: dict[str, dict] = {}
         for task, loader in zip(tasks, loaders, strict=True):
             trainer.test(module, dataloaders=loader, verbose=False)
@@ -237,8 +240,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
                 figure_names[task] = name
             entry = CheckpointResults(candidate.label, candidate.path, candidate.network.architecture,
                                       candidate.network.describe(), with_average(scored))
-            markdown = (write_comparison_results(output, [*entries, entry], setting, tasks, title, figure_names)
-                        if several else write_results(output, entry.results, setting, title, figure_names))
+            markdown = write_results(output, [*entries, entry], setting, tasks, title, figure_names)
             # results.json / results.md are kept if a later task fails
         entries.append(entry)
         del module, trainer

@@ -1,6 +1,6 @@
 """Restoring one image with a checkpoint: the inference path of ``demo.py`` and ``app.py`` alike.
 
-A :class:`Restorer` is built once from a checkpoint (any format, ``net/checkpoint.py``), the network
+A :class:`Restorer` is built once from a checkpoint (any format, ``net/checkpoint/``), the network
 it holds, a prompt table and, for ``auto``, a degradation recogniser. ``restore`` takes an (H, W, 3)
 uint8 image of any size and a degradation by the demo's names (``noise25``, ``rain`` ...; or
 ``auto``) and returns the restored uint8 image, which the demo writes with ``write_png`` and the web
@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from data.transforms import to_tensor
-from engine.common import prompt_table_for, recognizer_for
-from engine.preflight import UsageError
+from engine.preflight import UsageError, recognition_problem
+from engine.prompt_tables import prompt_table_for
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
-from net.prompts import PromptOptions, PromptTable
+from net.prompts import PromptOptions, PromptTable, text_codes
 from net.recognizer import DegradationRecognizer
+from net.recognizer.checkpoint import recognizer_for
 from net.registry import NetworkSpec, resolve_network
 from net.run_options import ModelOption
 from net.speed import prepare_for_speed
@@ -74,6 +75,8 @@ class Restorer:
         self.net = prepare_for_speed(net).to(self.device).eval()  # the fast path, as evaluation runs it
         self.uses_text_prompts = network.uses_text_prompts  # False: blind, the degradation asked for is not used
         self.table = table
+        # Row i: the code of degradation id i (net.prompts.text_codes); None: blind.
+        self.codes = table.embeddings.to(self.device) if self.uses_text_prompts else None
         self.recognizer = recognizer.to(self.device).eval() if recognizer is not None else None
         self.setting = setting_of(checkpoint, recognizer)
         self._task_of = degradation_choices()
@@ -101,22 +104,21 @@ class Restorer:
         start = time.perf_counter()
         img = to_tensor(image)[None].to(self.device)
         probabilities = None
-        if not self.uses_text_prompts:  # blind: no degradation, no code
-            with torch.inference_mode():
-                restored = restore_image(lambda x: self.net(x, None), img, self.net.size_multiple, tile, overlap)
-            return Restoration(_to_uint8(restored), BLIND, None, time.perf_counter() - start)
-        if degradation == AUTO:
-            if self.recognizer is None:
-                raise UsageError("auto needs a degradation recogniser (train one with: python train_recognizer.py)")
-            de_id, probs = self.recognizer.predict(img)
-            degradation = self._name_of[TASK_BY_ID[int(de_id)].name]
-            probabilities = {self._name_of[task]: float(p) for task, p in
-                             zip(self.recognizer.task_names, probs[0].tolist(), strict=True)}
-        if degradation not in self._task_of:
-            raise UsageError(f"unknown degradation {degradation!r}; choose from {', '.join(self._task_of)}")
-        task = self._task_of[degradation]
-        self.table.covers([task])
-        code = self.table.embeddings[TASKS[task].de_id][None].to(self.device)
+        if self.codes is None:  # blind: no degradation, no code
+            degradation, code = BLIND, None
+        else:
+            if degradation == AUTO:
+                if self.recognizer is None:
+                    raise UsageError("auto needs a degradation recogniser (train one with: python train_recognizer.py)")
+                predicted, probs = self.recognizer.predict(img)
+                degradation = self._name_of[TASK_BY_ID[int(predicted)].name]
+                probabilities = {self._name_of[task]: float(p) for task, p in
+                                 zip(self.recognizer.task_names, probs[0].tolist(), strict=True)}
+            if degradation not in self._task_of:
+                raise UsageError(f"unknown degradation {degradation!r}; choose from {', '.join(self._task_of)}")
+            task = self._task_of[degradation]
+            self.table.covers([task])
+            code = text_codes(self.codes, torch.tensor([TASKS[task].de_id]))
         with torch.inference_mode():
             restored = restore_image(lambda x: self.net(x, code), img, self.net.size_multiple, tile, overlap)
         return Restoration(_to_uint8(restored), degradation, probabilities, time.perf_counter() - start)
@@ -133,8 +135,7 @@ def open_restorer(args: RestorerOptions) -> Restorer:
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
     if args.recognizer is not None and not network.uses_text_prompts:
-        raise UsageError(f"--recognizer: {network.describe()} takes no text prompts (it is blind by construction), "
-                         "so a degradation recogniser does not apply to it; drop --recognizer")
+        raise UsageError(recognition_problem(network, "recognizer"))
     model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []

@@ -23,10 +23,12 @@ import torch
 
 from engine.scoring import EvalOptions, ImageRecord, Results, Scorer
 from net.checkpoint import EXTRA_KEY, UNNAMED_ARCHITECTURE
-from net.prompts import PromptTable
+from net.prompts import PromptTable, text_codes
 from net.recipe import Recipe
 from net.recognizer import DegradationRecognizer
 from net.registry import build_network, recipe_of
+from net.speed import prepare_for_speed, use_compile_cache
+from utils.run_options import ChannelsLastOption
 from utils.tiling import restore_image
 
 
@@ -59,7 +61,7 @@ class RestorationModule(L.LightningModule):
             if self.hparams[name] is None:
                 self.hparams[name] = getattr(self.recipe, name)
         self.net = build_network(architecture, model_config)
-        # A network without text prompts (PromptIR) gets an empty table and no codes (engine.common.no_prompt_table).
+        # A blind network (PromptIR) gets an empty table and no codes (engine.prompt_tables.no_prompt_table).
         self.uses_text_prompts: bool = getattr(self.net, "uses_text_prompts", True)
         self.prompt_table = PromptTable.from_dict(prompt_table)
         self.register_buffer("prompt_codes", self.prompt_table.embeddings.clone(), persistent=False)
@@ -77,11 +79,8 @@ class RestorationModule(L.LightningModule):
         """img (B, 3, H, W) in [0, 1], de_id (B,) int -> restored (B, 3, H, W) (not clipped).
 
         The network gets the text codes of the samples' degradations (B, D), or None if it takes no
-        text prompts (de_id is then not used)."""
-        if not self.uses_text_prompts:
-            return self.net(img, None)
-        codes = self.prompt_codes[de_id.to(self.prompt_codes.device)]
-        return self.net(img, codes)
+        text prompts (de_id is then not used): ``net.prompts.text_codes``."""
+        return self.net(img, text_codes(self.prompt_codes if self.uses_text_prompts else None, de_id))
 
     def restore(self, img: torch.Tensor, de_id: torch.Tensor) -> torch.Tensor:
         """forward for whole images of any size, tiled as ``eval_options`` says."""
@@ -217,3 +216,13 @@ class RestorationModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._finish_evaluation()
+
+
+def apply_speed_options(module: RestorationModule, args: ChannelsLastOption) -> RestorationModule:
+    """The network's fast path and channels_last (``net/speed.py``; same function); with ``--compile``
+    (training), the whole training step compiled (``RestorationModule.compile_training``)."""
+    prepare_for_speed(module.net, channels_last=args.channels_last)
+    if getattr(args, "compile", False):
+        use_compile_cache()
+        module.compile_training()
+    return module

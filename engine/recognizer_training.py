@@ -25,8 +25,8 @@ from data.check import check_data
 from data.datamodule import TaskBalancedSampler, eval_loaders
 from data.layouts import DatasetPaths
 from data.mixture import DEFAULT_PRELOAD_BYTES, TrainMixture
-from engine.common import UsageError, run_cli
-from engine.preflight import Preflight, config_problems, print_config_and_exit, read_config
+from engine.cli import run_cli
+from engine.preflight import Preflight, UsageError, config_problems, print_config_and_exit, read_config
 from engine.report import confusion_table
 from net.recognizer import DegradationRecognizer, save_recognizer
 from options import RecognizerConfig, build_recognizer_train_parser

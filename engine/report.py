@@ -1,4 +1,12 @@
-"""Results of an evaluation: results.json, and a table in the paper's layout beside the published numbers."""
+"""Results of an evaluation: results.json, and a table in the paper's layout beside the published numbers.
+
+One report path: an evaluation of one checkpoint is a comparison of one. Every measured row is shown
+beside the published row of its own network (``utils.records.Setting.published_for``), or says that
+network is "not published" in the setting; networks are named by their registered display name
+(``net.registry.display_name``). Only the names of a lone checkpoint's rows ("this run",
+"difference") and its results.json layout (``engine.scoring.Results``, no ``checkpoints`` key)
+differ from those of several.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from pathlib import Path
 
 from engine.scoring import Results, average
 from net.recognizer import setting_ids
-from net.registry import ARCHITECTURES
+from net.registry import display_name
 from utils.outputs import atomic_write
 from utils.tasks import SETTINGS, TASK_BY_ID, TASKS
 
@@ -23,10 +31,6 @@ _warned_non_finite: set[str] = set()
 
 def _cell(psnr: float, ssim: float, ssim_digits: int) -> str:
     return f"{psnr:.2f} / {ssim:.{ssim_digits}f}"
-
-
-def _tasks(results: Results) -> list[str]:
-    return [t for t in results if t != "average"]
 
 
 def paper_values(published: dict[str, tuple[float, float]], tasks: list[str], setting: str) -> PaperRow:
@@ -43,17 +47,16 @@ def paper_values(published: dict[str, tuple[float, float]], tasks: list[str], se
     return [*values, (sum(v[0] for v in values) / len(tasks), sum(v[1] for v in values) / len(tasks))]
 
 
-def _columns(results: Results, tasks: list[str] | None) -> list[dict | None]:
-    """The entries of ``results`` under the columns ``tasks`` (default: its own) and the average; None
-    where a task was not run yet, and for the average then (an interrupted checkpoint's row)."""
-    tasks = _tasks(results) if tasks is None else tasks
+def _columns(results: Results, tasks: list[str]) -> list[dict | None]:
+    """The entries of ``results`` under the columns ``tasks`` and the average; None where a task was not
+    run yet, and for the average then (an interrupted checkpoint's row)."""
     entries = [results.get(t) for t in tasks]
     return [*entries, None if None in entries else results["average"]]
 
 
-def _measured_cells(results: Results, known: bool = False, tasks: list[str] | None = None) -> list[str]:
-    """The cells of one measured row: each task, then the average (``known``: the known-degradation scores);
-    ``tasks``: the table's columns (default: the tasks of ``results``), '-' where a task has no result."""
+def _measured_cells(results: Results, known: bool, tasks: list[str]) -> list[str]:
+    """The cells of one measured row under the table's columns ``tasks``: each task, then the average
+    (``known``: the known-degradation scores), '-' where a task has no result."""
     return ["-" if e is None else _cell(e["known"]["psnr"], e["known"]["ssim"], 4) if known
             else _cell(e["psnr"], e["ssim"], 4) for e in _columns(results, tasks)]
 
@@ -62,7 +65,7 @@ def _paper_cells(paper: PaperRow) -> list[str]:
     return ["-" if v is None else _cell(v[0], v[1], 3) for v in paper]
 
 
-def _delta_cells(results: Results, paper: PaperRow, tasks: list[str] | None = None) -> list[str]:
+def _delta_cells(results: Results, paper: PaperRow, tasks: list[str]) -> list[str]:
     return ["-" if v is None or e is None else f"{e['psnr'] - v[0]:+.2f} / {e['ssim'] - v[1]:+.4f}"
             for e, v in zip(_columns(results, tasks), paper, strict=True)]
 
@@ -72,25 +75,9 @@ def _header(tasks: list[str]) -> list[list[str]]:
     return [header, ["-" * 3] * len(header)]
 
 
-def results_table(results: dict[str, dict[str, float]], setting: str) -> str:
-    """Markdown table: one column per test set (paper order) and the average; rows paper / measured / delta.
-
-    The paper's average is its published one when every test set of the setting was run, else the
-    mean of its published numbers over the test sets that were run (:func:`paper_values`).
-    """
-    paper = paper_values(SETTINGS[setting].published, _tasks(results), setting)
-    blind = "known" in results["average"]
-    ours_rows = ([["this run, blind (recognised degradation)", *_measured_cells(results)],
-                  ["this run, known degradation", *_measured_cells(results, known=True)]] if blind
-                 else [["this run", *_measured_cells(results)]])
-    rows = [*_header(_tasks(results)), [f"DFPIR {setting} (paper)", *_paper_cells(paper)], *ours_rows,
-            ["difference" + (" (blind - paper)" if blind else ""), *_delta_cells(results, paper)]]
-    return _markdown(rows)
-
-
 @dataclass(frozen=True)
 class CheckpointResults:
-    """The results of one checkpoint of a comparison (several ``--ckpt``).
+    """The results of one checkpoint of an evaluation (one row of its table; a lone ``--ckpt`` is a comparison of one).
 
     label: its row's name (``--label``, else the file name); path: the checkpoint as given;
     architecture: its network's registered architecture (``net/registry.py``), which selects the
@@ -104,11 +91,6 @@ class CheckpointResults:
     results: Results
 
 
-def method_name(architecture: str) -> str:
-    """How tables name a network: its registered class's name (DFPIR, PromptIR, ...)."""
-    return ARCHITECTURES[architecture].__name__ if architecture in ARCHITECTURES else architecture
-
-
 def published_rows(entries: list[CheckpointResults], setting: str, tasks: list[str]) -> dict[str, PaperRow | None]:
     """{architecture: its published row over ``tasks`` and their average (:func:`paper_values`), or None
     when not published in ``setting``}, for each architecture among ``entries``, in their order."""
@@ -120,27 +102,39 @@ def published_rows(entries: list[CheckpointResults], setting: str, tasks: list[s
     return rows
 
 
+def _row_names(entry: CheckpointResults, lone: bool) -> tuple[str, str]:
+    """The names of a checkpoint's measured row and of its difference row: a lone checkpoint's are
+    "this run" and "difference" (the paper's layout), each of several is named by its label."""
+    blind = "known" in entry.results["average"]
+    if lone:
+        return "this run", "difference" + (" (blind - paper)" if blind else "")
+    return entry.label, f"{entry.label} - {display_name(entry.architecture)} paper"
+
+
 def comparison_table(entries: list[CheckpointResults], setting: str, tasks: list[str]) -> str:
-    """Markdown table of several checkpoints scored on the same inputs, one column per task of ``tasks``
-    and the average: the published row of each architecture present ("not published" where the setting
-    has none), a row per checkpoint (two for a blind evaluation: blind and known degradation; '-' for
-    a task not run yet), then each checkpoint's difference from its architecture's published row."""
+    """Markdown table of the checkpoints of one evaluation (one or several) scored on the same inputs,
+    one column per task of ``tasks`` and the average: the published row of each network present ("not
+    published" where the setting has none), a row per checkpoint (two for a blind evaluation: blind and
+    known degradation; '-' for a task not run yet), then each checkpoint's difference from its own
+    network's published row (none where not published). A lone checkpoint's rows are named "this run"
+    and "difference" (:func:`_row_names`)."""
     paper = published_rows(entries, setting, tasks)
+    lone = len(entries) == 1
     rows = _header(tasks)
     for architecture, values in paper.items():
-        name = f"{method_name(architecture)} {setting} (paper)"
+        name = f"{display_name(architecture)} {setting} (paper)"
         rows.append([name + ": not published", *["-"] * (len(rows[0]) - 1)] if values is None
                     else [name, *_paper_cells(values)])
     for entry in entries:
+        measured, _ = _row_names(entry, lone)
         if "known" in entry.results["average"]:
-            rows += [[f"{entry.label}, blind (recognised degradation)", *_measured_cells(entry.results, False, tasks)],
-                     [f"{entry.label}, known degradation", *_measured_cells(entry.results, True, tasks)]]
+            rows += [[f"{measured}, blind (recognised degradation)", *_measured_cells(entry.results, False, tasks)],
+                     [f"{measured}, known degradation", *_measured_cells(entry.results, True, tasks)]]
         else:
-            rows.append([entry.label, *_measured_cells(entry.results, False, tasks)])
+            rows.append([measured, *_measured_cells(entry.results, False, tasks)])
     for entry in entries:
         if paper[entry.architecture] is not None:
-            rows.append([f"{entry.label} - {method_name(entry.architecture)} paper",
-                         *_delta_cells(entry.results, paper[entry.architecture], tasks)])
+            rows.append([_row_names(entry, lone)[1], *_delta_cells(entry.results, paper[entry.architecture], tasks)])
     return _markdown(rows)
 
 
@@ -215,16 +209,6 @@ def strict_json(results: dict) -> str:
     return text
 
 
-def write_results(output_dir: str | Path, results: dict[str, dict[str, float]], setting: str, title: str,
-                  figures: dict[str, str] | None = None) -> str:
-    """Write output_dir/results.json (strict JSON, :func:`strict_json`) and output_dir/results.md (embedding
-    ``figures``), each atomically (``utils.outputs.atomic_write``: WriteError if one cannot be written, the
-    earlier file intact); return the markdown."""
-    markdown = f"## {title}\n\nPSNR (dB) / SSIM. {image_counts(results)}.\n\n{results_table(results, setting)}\n"
-    markdown += recognition_section(results, setting) + figure_section(figures or {})
-    return _write(output_dir, results, markdown)
-
-
 def comparison_json(entries: list[CheckpointResults], setting: str, tasks: list[str]) -> dict:
     """results.json of several checkpoints (docs/evaluation.md)::
 
@@ -246,18 +230,26 @@ def comparison_json(entries: list[CheckpointResults], setting: str, tasks: list[
     return {"setting": setting, "checkpoints": checkpoints, "paper": paper}
 
 
-def write_comparison_results(output_dir: str | Path, entries: list[CheckpointResults], setting: str,
-                             tasks: list[str], title: str, figures: dict[str, str] | None = None) -> str:
-    """results.json (:func:`comparison_json`) and results.md (:func:`comparison_table`, each blind
-    checkpoint's recognition section, ``figures``) of several checkpoints, written as :func:`write_results`
-    writes them; ``tasks``: the run's tasks (the table's columns); return the markdown."""
-    markdown = (f"## {title}\n\nPSNR (dB) / SSIM, every checkpoint on the same inputs. "
+def write_results(output_dir: str | Path, entries: list[CheckpointResults], setting: str, tasks: list[str],
+                  title: str, figures: dict[str, str] | None = None) -> str:
+    """results.json and results.md of an evaluation of one or several checkpoints, each written atomically
+    (``utils.outputs.atomic_write``: WriteError if one cannot be written, the earlier file intact);
+    return the markdown.
+
+    results.json: a lone checkpoint's results (``engine.scoring.Results``, strict JSON: :func:`strict_json`),
+    several checkpoints' :func:`comparison_json`. results.md: :func:`comparison_table`, the recognition
+    section of each blind checkpoint and ``figures`` ({task: figure file}). ``tasks``: the run's tasks
+    (the table's columns).
+    """
+    lone = len(entries) == 1
+    same_inputs = "" if lone else ", every checkpoint on the same inputs"
+    markdown = (f"## {title}\n\nPSNR (dB) / SSIM{same_inputs}. "
                 f"{image_counts(entries[0].results)}.\n\n{comparison_table(entries, setting, tasks)}\n")
     for entry in entries:
         section = recognition_section(entry.results, setting)
-        markdown += f"\n### {entry.label}\n{section}" if section else ""
+        markdown += section if lone else f"\n### {entry.label}\n{section}" if section else ""
     markdown += figure_section(figures or {})
-    return _write(output_dir, comparison_json(entries, setting, tasks), markdown)
+    return _write(output_dir, entries[0].results if lone else comparison_json(entries, setting, tasks), markdown)
 
 
 def _write(output_dir: str | Path, results: dict, markdown: str) -> str:

@@ -31,9 +31,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from data.check import DataReport, check_data
 from data.datamodule import DFPIRDataModule
 from engine.callbacks import LAST, LastCheckpoint, ProgressBar, RecordRunConfig, RunSummary, ValidationSchedule
-from engine.common import apply_speed_options, prompt_table_for, run_cli
+from engine.cli import run_cli
 from engine.curves import CURVES_NAME, LOGS_DIR, write_curves
-from engine.module import RestorationModule
+from engine.module import RestorationModule, apply_speed_options
 from engine.preflight import (
     Preflight,
     UsageError,
@@ -48,6 +48,7 @@ from engine.preflight import (
     writable_dir,
     write_run_config,
 )
+from engine.prompt_tables import prompt_table_for
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recipe import DEFAULTED_OPTIONS

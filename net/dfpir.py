@@ -14,13 +14,12 @@ Module names are those of the authors' checkpoints (DGPB_1..3 = ``encoder_shuffl
 DGPB_latent = ``latent_shuffle_channel``), so their state dicts load without renaming.
 
 ``DFPIR.save_pretrained`` / ``push_to_hub`` / ``from_pretrained`` read and write the Hugging Face
-Hub format (``net/dfpir_hub.py``).
+Hub format (``net/hub_model.py``, shared by every registered network).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -34,13 +33,10 @@ from net.blocks import (
     check_image_batch,
     set_fast_path,
 )
-from net.dfpir_hub import DFPIRHubMixin
 from net.dgpb import DGPB, TEXT_DIM
+from net.hub_model import HubMixin
 from net.recipe import PAPER_RECIPE
 from net.registry import register_architecture, register_model
-
-if TYPE_CHECKING:
-    from net.prompts import PromptTable
 
 
 @dataclass
@@ -61,25 +57,22 @@ class DFPIRConfig(RestormerConfig):
 
 
 @register_architecture("dfpir", recipe=PAPER_RECIPE)
-class DFPIR(
-    nn.Module,
-    DFPIRHubMixin,
-    library_name="dfpir",
-    pipeline_tag="image-to-image",
-    tags=["image-restoration", "all-in-one-image-restoration", "dfpir"],
-):
+class DFPIR(nn.Module, HubMixin):
     """The all-in-one restoration network of DFPIR. ``DFPIR(**config)``; defaults are the paper's.
 
     Registered as architecture ``dfpir``, with the configurations ``--model paper`` and ``--model tiny``
     (``net/registry.py``).
 
-    Hugging Face Hub format (``net/dfpir_hub.py``): ``save_pretrained(dir)`` and ``push_to_hub(repo_id)``
+    Hugging Face Hub format (``net/hub_model.py``): ``save_pretrained(dir)`` and ``push_to_hub(repo_id)``
     (huggingface_hub's ``PyTorchModelHubMixin``) write the weights as safetensors, the config and
     ``prompt_table`` (set it first: a Hub model is self-contained, like a ``.ckpt``);
     ``DFPIR.from_pretrained(dir_or_repo_id)`` returns the network with its ``prompt_table`` and
     ``prompt_set``. The text code of degradation id i is ``net.prompt_table.embeddings[i]``.
     """
 
+    card_summary = ("DFPIR (Degradation-Aware Feature Perturbation for All-in-One Image Restoration, Tian et al., "
+                    "CVPR 2025): one network that removes noise, rain, haze, motion blur and low light, steered by "
+                    "the CLIP text code of a degradation prompt.")  # the model card's (net/hub_model.py)
     size_multiple = 8  # three 2x downsamplings
     uses_text_prompts = True  # forward(img, text_code) needs the degradation's text code
     compiled_blocks = (TransformerBlock, DGPB)  # the repeated units --compile compiles (net/speed.py)
@@ -88,9 +81,6 @@ class DFPIR(
         super().__init__()
         cfg = DFPIRConfig(**config)
         self.config = cfg
-        # Carried for the Hub format only (not in the state dict): the codes the network was trained with.
-        self.prompt_table: PromptTable | None = None
-        self.prompt_set: str | None = None
         c, heads, blocks = cfg.dim, cfg.heads, cfg.num_blocks
 
         def level(channels: int, n: int, num_heads: int) -> nn.Sequential:

@@ -1,8 +1,8 @@
 """``python -m net.hub``: convert any checkpoint to a Hugging Face Hub folder, and upload it.
 
-The format is ``net/checkpoint/hub_folder.py``; DFPIR's ``save_pretrained`` / ``from_pretrained`` and
-its model card are ``net/dfpir_hub.py``; any other registered network (PromptIR) is written with its
-architecture name and configuration, and without a prompt table if it takes no text prompts.
+The format is ``net/checkpoint/hub_folder.py``; saving, loading and the model card of every registered
+network are ``net/hub_model.py`` (one path: a network is written with its architecture name and
+configuration, and without a prompt table if it takes no text prompts).
 ``python -m net.hub --ckpt FILE --out DIR [--push_to_hub USER/NAME]`` reads FILE in any format
 (``net.checkpoint.read_checkpoint``), writes the folder with its model card, and uploads it. A
 non-empty ``--out`` is refused unless ``--overwrite`` is given, which replaces the files the
@@ -24,10 +24,10 @@ from huggingface_hub import HfApi, constants
 from torch import nn
 
 from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
-from net.checkpoint.hub_folder import CARD_FILE, HUB_FILES, hub_reachable, write_hub_files
-from net.dfpir import DFPIR
+from net.checkpoint.hub_folder import CARD_FILE, HUB_FILES, hub_reachable
+from net.hub_model import save_pretrained
 from net.prompts import PromptError, PromptOptions, PromptTable, build_prompt_table
-from net.registry import NetworkError, NetworkSpec, resolve_network
+from net.registry import NetworkError, resolve_network
 from net.run_options import ModelOption, checkpoint_option
 from net.space import check_space_dir, write_space
 from utils.config import build_parser as build_config_parser
@@ -103,40 +103,22 @@ def convert(ckpt: str | Path, out: str | Path, *, model: str | None = None, prom
         table, table_set = source.prompt_table, source.prompt_set
     elif network.uses_text_prompts:
         table, table_set = build_prompt_table(prompt_set, prompt_backend, prompt_embeddings), prompt_set
-    card: dict[str, str] = {"source": f"`{Path(str(ckpt)).name}` ({source.format} format)"}
+    card_results: str | None = None
     images: list[PurePath] = []
     if results is not None:
         results = Path(results)
         if not results.is_file():
             raise CheckpointError(f"--results {results} does not exist (give the results.md of a test run)")
-        card["results"] = results.read_text()
-        images = _results_images(results, card["results"])
+        card_results = results.read_text()
+        images = _results_images(results, card_results)
     with staged_folder(out) as staging:
-        if isinstance(net, DFPIR):
-            net.prompt_table, net.prompt_set = table, table_set
-            net.save_pretrained(staging, model_card_kwargs=card)
-        else:
-            write_hub_files(staging, net.state_dict(), network.architecture, network.config, table, table_set)
-            (staging / CARD_FILE).write_text(_model_card(network, net, **card))
+        save_pretrained(staging, net, network, table, table_set, results=card_results,
+                        source=f"`{Path(str(ckpt)).name}` ({source.format} format)")
         for image in images:
             (staging / image).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(results.parent / image, staging / image)
         files = sorted(path.relative_to(staging).as_posix() for path in staging.rglob("*") if path.is_file())
     return Converted(net, table, files)
-
-
-def _model_card(network: NetworkSpec, net: nn.Module, source: str, results: str | None = None) -> str:
-    """README.md of the Hub folder of a network other than DFPIR (DFPIR's: ``net/dfpir_hub.py``)."""
-    params = sum(p.numel() for p in net.parameters())
-    lines = [f"# {network.describe()}", "", f"Converted from {source} with the DFPIR code (`python -m net.hub`).", "",
-             f"| architecture | {network.architecture} ({params:,} parameters) |", "| --- | --- |",
-             f"| text prompts | {'yes' if network.uses_text_prompts else 'none (blind)'} |", "",
-             "## Use", "", "```bash", "python test_3D_DFPIR.py --ckpt MODEL --data_root /data/dfpir",
-             "python demo.py --ckpt MODEL --input photo.jpg --degradation auto",
-             "```", ""]
-    if results:
-        lines += ["## Results", "", results.strip(), ""]
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True, kw_only=True)

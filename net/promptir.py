@@ -44,6 +44,7 @@ from net.blocks import (
     check_image_batch,
     set_fast_path,
 )
+from net.hub_model import HubMixin
 from net.recipe import Recipe, adamw, per_epoch_lambda, step_at_epoch, warmup_cosine_factor
 from net.registry import register_architecture, register_model
 
@@ -116,13 +117,20 @@ class PromptGenerationBlock(nn.Module):
 
 
 @register_architecture("promptir", recipe=PROMPTIR_RECIPE)
-class PromptIR(nn.Module):
+class PromptIR(nn.Module, HubMixin):
     """The PromptIR network, released configuration by default: ``PromptIR(**config)``.
 
     Registered as architecture ``promptir``, with the configurations ``--model promptir`` (released)
     and ``--model promptir_tiny`` (``net/registry.py``). Blind: ``forward(img)``; the registry's
     text_code argument is accepted and ignored (``uses_text_prompts = False``).
+
+    Hugging Face Hub format (``net/hub_model.py``): ``save_pretrained(dir)``, ``push_to_hub(repo_id)``,
+    ``PromptIR.from_pretrained(dir_or_repo_id)`` (no prompt table: it takes no text prompts).
     """
+
+    card_summary = ("PromptIR (Potlapalli et al., NeurIPS 2023): an all-in-one blind restorer; learned prompt "
+                    "components, mixed per image from its own features, steer a Restormer U-Net. No text, no "
+                    "task id.")  # the model card's (net/hub_model.py)
 
     size_multiple = 8  # three 2x downsamplings
     uses_text_prompts = False  # blind: the prompts come from the image features

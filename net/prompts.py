@@ -56,6 +56,17 @@ class PromptError(RuntimeError):
     """A prompt table could not be built; the message says which option to use instead."""
 
 
+def text_codes(codes: torch.Tensor | None, de_ids: torch.Tensor) -> torch.Tensor | None:
+    """The one mapping from degradation ids to what a network's forward takes as ``text_code``.
+
+    codes: (N, D), row i the code of degradation id i (a prompt table's embeddings), or None for a
+    network without text prompts (blind: the ids are not used); de_ids: (B,) int -> (B, D) on the
+    device of ``codes``, or None. No range check (no host sync in a compiled training step): a
+    table is checked to cover the run's tasks when it is built (:meth:`PromptTable.covers`).
+    """
+    return None if codes is None else codes[de_ids.to(codes.device)]
+
+
 @dataclass
 class PromptTable:
     """Text codes by degradation id.
@@ -84,10 +95,11 @@ class PromptTable:
                               "re-export it with python -m net.prompts --export")
 
     def lookup(self, de_ids: torch.Tensor) -> torch.Tensor:
-        """de_ids: (B,) int -> text codes (B, 512) float32 on the device of de_ids."""
+        """de_ids: (B,) int -> text codes (B, D) float32 on the device of de_ids (:func:`text_codes`), after
+        checking every id has a prompt (PromptError)."""
         if int(de_ids.max()) >= len(self.prompts) or int(de_ids.min()) < 0:
             raise PromptError(f"degradation id out of range: this prompt table has ids 0..{len(self.prompts) - 1}")
-        return self.embeddings.to(de_ids.device)[de_ids]
+        return text_codes(self.embeddings.to(de_ids.device), de_ids)
 
     def covers(self, task_names: list[str]) -> None:
         """Raise PromptError if a task's degradation id has no prompt in this table."""

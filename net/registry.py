@@ -14,14 +14,27 @@ that decides which network a run builds.
   - ``uses_text_prompts`` (class attribute, True when absent): whether forward reads text_code.
     A blind network (PromptIR) sets it to False and takes ``forward(img, text_code=None)``,
     ignoring text_code;
-  - ``size_multiple`` (class attribute): H and W must be multiples of it (tiling and the demo
-    pad to it);
+  - ``size_multiple`` (class attribute): H and W must be multiples of it; forward refuses any other
+    size with a ValueError saying "multiples of <size_multiple>" (tiling and the demo pad to it, the
+    evaluation centre-crops to a multiple of 16);
+  - every trainable parameter (``requires_grad``) gets a gradient from the restored image, except
+    those of the modules an optional ``unused_modules()`` ({name: module}) declares never called
+    (PromptIR's six, kept for strict loading of the released file);
+  - optional ``card_summary`` (class attribute, one paragraph): the model card's description
+    (``net/hub_model.py``); inheriting ``net.hub_model.HubMixin`` adds ``save_pretrained`` /
+    ``push_to_hub`` / ``from_pretrained`` on the class (the module functions work without it);
   - optional ``set_fast_path(enabled)`` (a faster formulation of the same function) and
     ``compiled_blocks`` (module types ``--compile`` compiles one by one; without it the whole
     network is compiled), used by ``net/speed.py``.
 
 - A **model** is a named configuration of an architecture (timm-style entry point), the values of
   ``--model``: ``register_model("tiny", "dfpir", config_fn)``.
+
+- A **tiny preset** is a model whose name contains ``tiny`` (``tiny``, ``promptir_tiny``): a small
+  configuration with every block type, for fast tests (:func:`tiny_models`). Registering one is how a
+  network gets the registry-wide contract test (``tests/test_contract.py``: input sizes, gradients,
+  strict save/load, recognition by layout, the Hub round trip, training and evaluation through the
+  scripts) with no test of its own.
 
 - A checkpoint that does not name its network (the authors' DFPIR ``.pth.tar``, PromptIR's released
   Lightning ``model.ckpt``, a bare state dict) is **recognised by its layout**: a registered model
@@ -45,6 +58,7 @@ import torch
 from torch import nn
 
 from net.recipe import PAPER_RECIPE, Recipe
+from utils.registry import Registry
 
 if TYPE_CHECKING:
     from net.checkpoint import Checkpoint
@@ -58,6 +72,16 @@ class NetworkError(ValueError):
 
 
 @dataclass(frozen=True)
+class Architecture:
+    """A registered network class, how it is trained (``net/recipe.py``) and its name in tables, default
+    folders and model cards."""
+
+    cls: type[nn.Module]
+    recipe: Recipe
+    display_name: str
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A named configuration of an architecture: the value of ``--model``."""
 
@@ -66,10 +90,8 @@ class ModelEntry:
     config: Callable[[], dict]  # -> the full configuration dict, ``Net(**config)``
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {}
-RECIPES: dict[str, Recipe] = {}  # architecture name -> how it is trained
-DISPLAY_NAMES: dict[str, str] = {}  # architecture name -> its name in tables, folders and model cards
-MODELS: dict[str, ModelEntry] = {}
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", "net.registry.register_architecture")
+MODELS: Registry[ModelEntry] = Registry("model", "net.registry.register_model")
 
 
 def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE, display_name: str | None = None,
@@ -79,14 +101,12 @@ def register_architecture(name: str, recipe: Recipe = PAPER_RECIPE, display_name
     result tables, default folder names (``checkpoints/<display_name>_3D``) and model cards."""
 
     def register(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in ARCHITECTURES and ARCHITECTURES[name] is not cls:
-            raise ValueError(f"architecture {name!r} is already registered ({ARCHITECTURES[name].__name__})")
+        if name in ARCHITECTURES and ARCHITECTURES[name].cls is not cls:
+            raise ValueError(f"architecture {name!r} is already registered ({ARCHITECTURES[name].cls.__name__})")
         if not isinstance(getattr(cls, "size_multiple", None), int):
             raise ValueError(f"{cls.__name__} needs an int class attribute size_multiple (see net/registry.py)")
         cls.architecture = name
-        ARCHITECTURES[name] = cls
-        RECIPES[name] = recipe
-        DISPLAY_NAMES[name] = display_name or cls.__name__
+        ARCHITECTURES[name] = Architecture(cls, recipe, display_name or cls.__name__)  # the same class again: replaced
         return cls
 
     return register
@@ -96,10 +116,7 @@ def register_model(name: str, architecture: str, config: Callable[[], dict]) -> 
     """Register ``--model name``: the configuration ``config()`` of a registered architecture."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"model {name!r}: register its architecture {architecture!r} first")
-    if name in MODELS:
-        raise ValueError(f"model {name!r} is already registered")
-    MODELS[name] = ModelEntry(name, architecture, config)
-    return MODELS[name]
+    return MODELS.register(name, ModelEntry(name, architecture, config))
 
 
 def model_names() -> list[str]:
@@ -107,7 +124,12 @@ def model_names() -> list[str]:
     return list(MODELS)
 
 
-def _architecture(name: str) -> type[nn.Module]:
+def tiny_models() -> list[str]:
+    """The tiny presets: the models whose name contains ``tiny`` (see the module docstring)."""
+    return [name for name in MODELS if "tiny" in name]
+
+
+def _architecture(name: str) -> Architecture:
     if name not in ARCHITECTURES:
         raise NetworkError(f"unknown network architecture {name!r}; this installation has "
                            f"{list(ARCHITECTURES)} (register it with net.registry.register_architecture)")
@@ -116,13 +138,17 @@ def _architecture(name: str) -> type[nn.Module]:
 
 def recipe_of(architecture: str) -> Recipe:
     """The training recipe registered with an architecture."""
-    _architecture(architecture)
-    return RECIPES[architecture]
+    return _architecture(architecture).recipe
+
+
+def display_name(architecture: str) -> str:
+    """An architecture's name in tables, default folders and model cards (e.g. 'DFPIR', 'PromptIR')."""
+    return _architecture(architecture).display_name
 
 
 def build_network(architecture: str, config: dict) -> nn.Module:
     """``Net(**config)`` of a registered architecture."""
-    return _architecture(architecture)(**config)
+    return _architecture(architecture).cls(**config)
 
 
 def create_model(name: str) -> nn.Module:
@@ -151,7 +177,7 @@ class NetworkSpec:
     @property
     def size_multiple(self) -> int:
         """H and W of the network's inputs must be multiples of it (the class attribute)."""
-        return _architecture(self.architecture).size_multiple
+        return _architecture(self.architecture).cls.size_multiple
 
     @property
     def recipe(self) -> Recipe:
@@ -161,13 +187,12 @@ class NetworkSpec:
     @property
     def display_name(self) -> str:
         """The network's name in tables, default folders and model cards (e.g. 'DFPIR', 'PromptIR')."""
-        _architecture(self.architecture)
-        return DISPLAY_NAMES[self.architecture]
+        return display_name(self.architecture)
 
     @property
     def uses_text_prompts(self) -> bool:
         """Whether the network reads text codes (the class attribute; False: blind, e.g. PromptIR)."""
-        return getattr(_architecture(self.architecture), "uses_text_prompts", True)
+        return getattr(_architecture(self.architecture).cls, "uses_text_prompts", True)
 
     @property
     def text_dim(self) -> int | None:

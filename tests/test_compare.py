@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from engine.evaluate import main as evaluate_main
-from engine.report import comparison_table, results_table, with_average
+from engine.report import CheckpointResults, comparison_table, with_average
 from net.prompts import PromptTable, prompt_list
 from net.registry import NetworkSpec
 from utils.tasks import SETTINGS
@@ -102,12 +102,37 @@ def test_each_checkpoint_scores_as_it_does_alone_with_the_legacy_noise_draw(data
 
 
 def test_one_checkpoint_keeps_the_single_layout(data_root, checkpoints, tmp_path):
+    """A lone checkpoint is a comparison of one (issue 28 item 3: this pins the new contract): the single
+    results.json layout, its table that of a one-entry comparison."""
     out = tmp_path / "one"
     assert _evaluate(data_root, out, "--ckpt", str(checkpoints["promptir"])) == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results) == ["denoise_15", "derain", "average"]
-    assert results_table(results, "3D") in (out / "results.md").read_text()
+    entry = CheckpointResults("promptir_tiny.ckpt", str(checkpoints["promptir"]), "promptir", "", results)
+    assert comparison_table([entry], "3D", ["denoise_15", "derain"]) in (out / "results.md").read_text()
     assert len(list((out / "derain").glob("*.png"))) == 4
+
+
+def test_a_lone_promptir_checkpoint_is_reported_beside_promptirs_published_row(data_root, checkpoints, tmp_path,
+                                                                               capsys):
+    out = tmp_path / "one"
+    assert _evaluate(data_root, out, "--ckpt", str(checkpoints["promptir"]), "--no_save_images") == 0
+    printed = capsys.readouterr().out
+    markdown = (out / "results.md").read_text()
+    derain = SETTINGS["3D"].published_for("promptir")["derain"]
+    assert markdown.startswith("## PromptIR 3D: promptir_tiny.ckpt\n")
+    for text in (markdown, printed):
+        assert "| PromptIR 3D (paper) |" in text and f"{derain[0]:.2f} / {derain[1]:.3f}" in text
+        assert "| this run |" in text and "| difference |" in text
+        assert "DFPIR" not in text.split("### ")[0]  # neither DFPIR's title nor its published row
+
+
+def test_a_lone_checkpoint_of_a_network_not_published_in_the_setting_says_so():
+    results = with_average({"derain": {"psnr": 30.0, "ssim": 0.9, "n": 2}})
+    table = comparison_table([CheckpointResults("b", "b.ckpt", "promptir", "", results)], "5D", ["derain"])
+    assert "| PromptIR 5D (paper): not published | - | - |" in table
+    assert "| this run | 30.00 / 0.9000 | 30.00 / 0.9000 |" in table
+    assert "difference" not in table and "DFPIR" not in table
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused_before_any_image_is_decoded(data_root, checkpoints, tmp_path,
@@ -143,8 +168,6 @@ def test_labels_must_name_each_checkpoint_once(data_root, checkpoints, tmp_path,
 
 
 def test_a_5d_comparison_says_promptir_is_not_published():
-    from engine.report import CheckpointResults
-
     results = with_average({"derain": {"psnr": 30.0, "ssim": 0.9, "n": 2}})
     entries = [CheckpointResults("a", "a.ckpt", "dfpir", "paper (dfpir)", results),
                CheckpointResults("b", "b.ckpt", "promptir", "promptir (promptir)", results)]

@@ -29,7 +29,7 @@ from engine.evaluate import main as evaluate_main
 from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
 from net.recipe import Recipe, per_epoch_lambda, step_at_epoch
-from net.registry import ARCHITECTURES, MODELS, RECIPES, register_architecture, register_model
+from net.registry import ARCHITECTURES, MODELS, register_architecture, register_model
 from options import build_train_parser
 from utils import tasks
 from utils.image_io import read_rgb, write_png
@@ -92,7 +92,7 @@ class ToyNet(nn.Module):
 def registered():
     """Registers the task, its dataset and setting, and the toy network; restores every registry after."""
     registries = (tasks.DATASETS, tasks.TASKS, tasks.TASK_BY_ID, tasks.SETTINGS, synthesis.SYNTHESES,
-                  ARCHITECTURES, RECIPES, MODELS)
+                  ARCHITECTURES, MODELS)
     saved = [dict(registry) for registry in registries]
     synthesis.register_synthesis("snow", each(add_snow))
     register_dataset(SNOW)

@@ -15,6 +15,7 @@ from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
 from net.promptir import PROMPTIR_RECIPE
 from net.registry import recipe_of
+from tests.helpers import compile_with
 
 BASE_LR = 2e-4
 # promptir_tiny on the stand-in dehaze set (8 pairs) at the recipe's batch 8: 1 step per epoch. No prompt flag.
@@ -113,10 +114,8 @@ def test_the_5d_mixture_trains_promptir(data_root, tmp_path):
 
 def test_compiled_promptir_training_is_one_graph(data_root, tmp_path, monkeypatch):
     """--compile takes DFPIR's path: the whole training step one graph (aot_eager here, as in test_training)."""
-    from tests.test_training import _compile_with
-
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-    graphs = _compile_with(monkeypatch, "aot_eager")
+    graphs = compile_with(monkeypatch, "aot_eager")
     try:
         _train(data_root, tmp_path / "run", "--batch_size", "4", "--max_steps", "2", "--no-keep_every_epoch",
                "--compile")

@@ -24,7 +24,7 @@ from data import prepare
 from data.placement import copy_file
 from engine import recognizer_training, report
 from engine.preflight import writable_dir
-from engine.report import write_results
+from engine.report import CheckpointResults, write_results
 from net import hub, prompts
 from net.prompts import PromptTable, load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer, save_recognizer
@@ -398,12 +398,13 @@ def _strict(text: str):
 def test_results_json_is_strict_with_a_nan_metric(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(report, "_warned_non_finite", set())  # as in a new process
     results = {"derain": {"psnr": math.nan, "ssim": 0.9, "n": 4}, "average": {"psnr": math.inf, "ssim": 0.9, "n": 4}}
-    write_results(tmp_path, results, "5D", "test")
+    entries = [CheckpointResults("test", "test.ckpt", "dfpir", "", results)]
+    write_results(tmp_path, entries, "5D", ["derain"], "test")
     assert _strict((tmp_path / "results.json").read_text()) == {
         "derain": {"psnr": None, "ssim": 0.9, "n": 4}, "average": {"psnr": None, "ssim": 0.9, "n": 4}}
     assert one_line(capsys.readouterr().err) == ("warning: non-finite metrics written as null in results.json: "
                                                  "derain.psnr = nan, average.psnr = inf")
-    write_results(tmp_path, results, "5D", "test")  # rewritten after the next task: warned once
+    write_results(tmp_path, entries, "5D", ["derain"], "test")  # rewritten after the next task: warned once
     assert capsys.readouterr().err == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md"]
 

@@ -21,6 +21,7 @@ from PIL import Image
 from engine.evaluate import main as evaluate_main
 from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
+from tests.helpers import compile_with
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny", "--patch_size", "32", "--batch_size", "2", "--num_workers", "0", "--device", "cpu",
@@ -230,23 +231,6 @@ def test_a_checkpoint_written_before_the_engine_move_still_loads_evaluates_and_r
                            torch.load(LEGACY_CKPT, weights_only=True)["state_dict"]["net.output.weight"])
 
 
-def _compile_with(monkeypatch, backend) -> list:
-    """Make the training's torch.compile use ``backend``; returns the list of graphs it compiled."""
-    graphs = []
-    real_compile = torch.compile
-
-    def counting_backend(gm, example_inputs):
-        graphs.append(gm)
-        return backend(gm, example_inputs) if callable(backend) else torch._dynamo.lookup_backend(backend)(
-            gm, example_inputs)
-
-    def compile_with_backend(fn, **options):
-        return real_compile(fn, **{**options, "backend": counting_backend})
-
-    monkeypatch.setattr(torch, "compile", compile_with_backend)
-    return graphs
-
-
 def test_compiled_training_is_one_graph_resumes_exactly_and_evaluates(data_root, tmp_path, monkeypatch):
     """--compile: the whole training forward is one graph (no graph break), last.ckpt keeps the released
     key names, an interrupted compiled run resumes to the weights of an uninterrupted one, and the
@@ -254,7 +238,7 @@ def test_compiled_training_is_one_graph_resumes_exactly_and_evaluates(data_root,
     kernels takes minutes on 2 cores); DFPIR_SLOW_TESTS=1 runs the same with Inductor."""
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     slow = bool(os.environ.get("DFPIR_SLOW_TESTS"))
-    graphs = _compile_with(monkeypatch, "inductor" if slow else "aot_eager")
+    graphs = compile_with(monkeypatch, "inductor" if slow else "aot_eager")
     common = ("--de_type", "dehaze", "--val_every", "0", "--lr", "1e-3", "--compile")
     try:
         _train(data_root, tmp_path / "straight", *common, "--max_steps", "5")

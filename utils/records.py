@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from utils.registry import Registry
+
 SPLITS: tuple[str, ...] = ("train", "test")
 PAPER_ARCHITECTURE = "dfpir"  # the network whose numbers a Setting's paper_numbers are (net/registry.py's name)
 
@@ -295,10 +297,10 @@ class Setting:
 # --------------------------------------------------------------------------------------------------
 # Registries
 
-DATASETS: dict[str, Dataset] = {}
-TASKS: dict[str, Task] = {}
-TASK_BY_ID: dict[int, Task] = {}
-SETTINGS: dict[str, Setting] = {}
+DATASETS: Registry[Dataset] = Registry("dataset", "utils.tasks.register_dataset")
+TASKS: Registry[Task] = Registry("task", "utils.tasks.register_task")
+TASK_BY_ID: Registry[Task] = Registry("degradation id", "utils.tasks.register_task")  # keyed by Task.de_id
+SETTINGS: Registry[Setting] = Registry("setting", "utils.tasks.register_setting")
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # names become flags and file names
 
@@ -313,10 +315,7 @@ def register_dataset(dataset: Dataset) -> Dataset:
     """Add a dataset record (its name must be new: lower case, digits, '_')."""
     if not _NAME.fullmatch(dataset.name):
         raise ValueError(f"dataset name {dataset.name!r}: use lower case letters, digits and '_' (it names flags)")
-    if dataset.name in DATASETS:
-        raise ValueError(f"dataset {dataset.name!r} is already registered")
-    DATASETS[dataset.name] = dataset
-    return dataset
+    return DATASETS.register(dataset.name, dataset)
 
 
 def register_task(task: Task) -> Task:
@@ -333,9 +332,8 @@ def register_task(task: Task) -> Task:
         raise ValueError(f"task {task.name!r}: {clashes} already name {[taken[s] for s in clashes]}")
     if not task.prompts:
         raise ValueError(f"task {task.name!r} needs a prompt in at least one prompt set")
-    TASKS[task.name] = task
-    TASK_BY_ID[task.de_id] = task
-    return task
+    TASK_BY_ID.register(task.de_id, task)
+    return TASKS.register(task.name, task)
 
 
 def register_setting(setting: Setting) -> Setting:
@@ -343,8 +341,6 @@ def register_setting(setting: Setting) -> Setting:
     table and numbers must be registered."""
     if not re.fullmatch(r"[A-Za-z0-9_]+", setting.name):
         raise ValueError(f"setting name {setting.name!r}: use letters, digits and '_' (it names flags and folders)")
-    if setting.name in SETTINGS:
-        raise ValueError(f"setting {setting.name!r} is already registered")
     if not setting.train_repeats:
         raise ValueError(f"setting {setting.name!r} needs a training mixture (task -> repeat factor)")
     baselines = [t for numbers in setting.baseline_numbers.values() for t in numbers if t != "average"]
@@ -353,8 +349,7 @@ def register_setting(setting: Setting) -> Setting:
         unknown = [t for t in names if t not in TASKS]
         if unknown:
             raise ValueError(f"setting {setting.name!r}: unknown {what} task(s) {unknown}")
-    SETTINGS[setting.name] = setting
-    return setting
+    return SETTINGS.register(setting.name, setting)
 
 
 def find_task(spelling: str) -> Task:

@@ -8,7 +8,7 @@ registered architecture.
                             (absent for a network without text prompts, e.g. PromptIR)
   config.json               {"architecture": NAME, "model_config": {...}, "prompt_set": "detailed",
                              "prompt_table": {"prompts": [N strings], "source": ...}}  (null: no prompts)
-  README.md                 the model card (written by the network's Hub side, e.g. ``net/dfpir_hub.py``)
+  README.md                 the model card (``net/hub_model.py``)
 ```
 
 Like a ``.ckpt`` of this project it is self-contained (evaluating it needs neither CLIP nor a
@@ -48,6 +48,7 @@ HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, PROMPTS_FILE)
 CARD_FILE = "README.md"
 # config.json's "architecture" -> the registered name, where they differ (DFPIR's folders name the class).
 _REGISTERED_NAMES = {"DFPIR": UNNAMED_ARCHITECTURE}
+_HUB_NAMES = {registered: hub for hub, registered in _REGISTERED_NAMES.items()}
 # "namespace/name" on the Hub; a path ending like a checkpoint file is never taken for a repo id.
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _FILE_SUFFIXES = (".ckpt", ".pth", ".tar", ".pt", ".bin", ".safetensors", ".json")
@@ -55,13 +56,18 @@ _REACH_TIMEOUT_S = 3
 
 
 # --------------------------------------------------------------------------------------- writing
+def hub_architecture_name(architecture: str) -> str:
+    """config.json's "architecture" of a registered architecture (see the module docstring)."""
+    return _HUB_NAMES.get(architecture, architecture)
+
+
 def write_hub_files(directory: str | Path, state_dict: dict[str, torch.Tensor], architecture: str,
                     model_config: dict, prompt_table: PromptTable | None, prompt_set: str | None) -> None:
     """model.safetensors, prompt_table.safetensors (not for a network without text prompts: ``prompt_table``
     None) and config.json into ``directory`` (which exists), each written atomically
     (``utils.outputs.atomic_write``: an earlier file is replaced whole or left unchanged).
 
-    architecture: the name config.json records (see the module docstring); prompt_table None: a
+    architecture: the registered name (config.json records :func:`hub_architecture_name`); prompt_table None: a
     network without text prompts (no prompt_table.safetensors, ``"prompt_table": null``).
     """
     directory = Path(directory)
@@ -71,7 +77,7 @@ def write_hub_files(directory: str | Path, state_dict: dict[str, torch.Tensor], 
         atomic_write(directory / PROMPTS_FILE, save_safetensors({"embeddings": prompt_table.embeddings.contiguous()},
                                                                 metadata={"format": "pt"}))
     config = {
-        "architecture": architecture,
+        "architecture": hub_architecture_name(architecture),
         "model_config": model_config,
         "prompt_set": prompt_set,
         "prompt_table": None if prompt_table is None else {"prompts": list(prompt_table.prompts),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from net.checkpoint import CheckpointError, check_state_dict
+from net.checkpoint import Checkpoint, CheckpointError, check_state_dict
 from net.recognizer.model import DegradationRecognizer, RecognizerConfig
 from utils.outputs import atomic_write
 from utils.safe_load import load_error_text
@@ -82,3 +82,19 @@ def load_recognizer(path: str | Path, setting: str | None = None) -> Degradation
         raise RecognizerError(str(err)) from None
     model.load_state_dict(state_dict, strict=True)
     return model.eval()
+
+
+def recognizer_for(path: str, setting: str | None, checkpoint: Checkpoint) -> DegradationRecognizer:
+    """The recogniser in ``path`` (eval mode) for a DFPIR ``checkpoint``.
+
+    Refused (RecognizerError, exit 2) when it belongs to another setting than
+    ``setting`` (the script's; None: any) or than the one the checkpoint records (this project's
+    checkpoints do; the authors' files do not, and take the script's).
+    """
+    recognizer = load_recognizer(path, setting)
+    recorded = (checkpoint.run_config or {}).get("setting")
+    if recorded is not None and recorded != recognizer.setting:
+        raise RecognizerError(f"{path} is a {recognizer.setting} recogniser but {checkpoint.path} is a {recorded} "
+                              f"DFPIR checkpoint; train a {recorded} recogniser: "
+                              f"python train_recognizer.py --setting {recorded}")
+    return recognizer
