@@ -181,7 +181,7 @@ class Recipe:
     keep_every_epoch: bool = False  # keep a checkpoint of every epoch (epoch{E}-step{S}.ckpt) besides last.ckpt
     find_unused_parameters: bool = False  # DDP: the network has parameters that get no gradient
     # setting -> task -> repeat factor replacing the setting's (utils/paper.py) in this network's mixture
-    train_repeat_overrides: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    train_repeat_overrides: Mapping[str, Mapping[str, int]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         if self.interval not in ("epoch", "step"):
