@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -184,8 +185,10 @@ def check_data(
     paths: DatasetPaths,
     patch_size: int,
     num_workers: int = 4,
+    repeats: Mapping[str, int] | None = None,
 ) -> DataReport:
-    """Validate the training data of ``train_tasks`` under ``setting`` and the test data of ``test_tasks``.
+    """Validate the training data of ``train_tasks`` under ``setting`` (mixed by ``repeats``, task ->
+    repeat factor; None: the setting's) and the test data of ``test_tasks``.
 
     Checks: missing or empty folders, missing name lists, files missing from the authors' lists
     (the default; with one's own lists they are left out with a warning), images without their
@@ -206,7 +209,7 @@ def check_data(
     """
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose from {list(SETTINGS)}")
-    repeats = SETTINGS[setting].train_repeats
+    repeats = SETTINGS[setting].train_repeats if repeats is None else repeats
     unknown = [t for t in train_tasks if t not in repeats] + [t for t in test_tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown} (training tasks of {setting}: {list(repeats)}; "

@@ -12,7 +12,7 @@ evaluation scores every image exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import lightning as L
 import numpy as np
@@ -149,12 +149,14 @@ def eval_loaders(tasks: list[str], paths: DatasetPaths, num_workers: int, rank: 
 
 
 class DFPIRDataModule(L.LightningDataModule):
-    """Training mixture (``TrainMixture``) and validation test sets (``EvalSet``) of one setting."""
+    """Training mixture (``TrainMixture``; ``repeats``: its repeat factors, None: the setting's) and
+    validation test sets (``EvalSet``) of one setting."""
 
     def __init__(self, paths: DatasetPaths, setting: str, train_tasks: list[str], val_tasks: list[str],
                  batch_size: int = 5, patch_size: int = default_of(PatchSizeOption, "patch_size"),
-                 num_workers: int = 4, seed: int = 0, preload_bytes: int = 0):
+                 num_workers: int = 4, seed: int = 0, preload_bytes: int = 0, repeats: Mapping[str, int] | None = None):
         super().__init__()
+        self.repeats = repeats
         self.paths = paths
         self.setting = setting
         self.train_tasks = train_tasks
@@ -170,7 +172,7 @@ class DFPIRDataModule(L.LightningDataModule):
         if stage == "fit" and self.train_set is None:
             self.train_set = TrainMixture(
                 self.train_tasks, self.setting, self.paths, self.patch_size, self.seed,
-                preload=self.preload_bytes > 0, preload_bytes=self.preload_bytes,
+                preload=self.preload_bytes > 0, preload_bytes=self.preload_bytes, repeats=self.repeats,
             )
 
     def _rank_world(self) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """The 3D / 5D training mixture of DFPIR (docs/protocol.md section 3).
 
 One epoch visits every training image of every task ``repeat`` times (the setting's
-``train_repeats`` in :mod:`utils.tasks`; each denoise clean image once per sigma task, 3 times
-each). A sample is: both images read as RGB, centre-cropped to a multiple of 16, one random
+``train_repeats`` in :mod:`utils.tasks`, unless the network's recipe mixes them otherwise; each
+denoise clean image once per sigma task, 3 times each). A sample is: both images read as RGB,
+centre-cropped to a multiple of 16, one random
 ``patch_size`` crop at the same place in both, one of the 7 non-identity flips/rotations, and for
 a task with an online degradation (denoising: Gaussian noise, :mod:`data.online`) that degradation
 applied to the clean patch after crop and augmentation.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import bisect
 import operator
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +63,8 @@ def load_training_images(pair: Pair) -> tuple[np.ndarray | None, np.ndarray]:
 
 
 class TrainMixture(Dataset):
-    """The training mixture of ``tasks`` under ``setting`` ('3D' or '5D').
+    """The training mixture of ``tasks`` under ``setting`` ('3D' or '5D'), with the setting's repeat
+    factors or ``repeats`` (task -> repeat factor: the network recipe's, ``Recipe.train_repeats``).
 
     Sample index k >= 0 (any int: ``k`` and ``k + len(self)`` are the same image with fresh
     randomness, so a sampler can yield ``epoch * len(self) + i``) gives a dict:
@@ -90,10 +93,11 @@ class TrainMixture(Dataset):
         seed: int = 0,
         preload: bool = False,
         preload_bytes: int = DEFAULT_PRELOAD_BYTES,
+        repeats: Mapping[str, int] | None = None,
     ) -> None:
         if setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}; choose from {list(SETTINGS)}")
-        repeats = SETTINGS[setting].train_repeats
+        repeats = SETTINGS[setting].train_repeats if repeats is None else repeats
         unknown = [t for t in tasks if t not in repeats]
         if unknown or not tasks:
             raise ValueError(f"training tasks {list(tasks)}: {unknown or 'none given'} not in the {setting} setting; "

@@ -120,7 +120,8 @@ class Restorer:
             self.table.covers([task])
             code = text_codes(self.codes, torch.tensor([TASKS[task].de_id]))
         with torch.inference_mode():
-            restored = restore_image(lambda x: self.net(x, code), img, self.net.size_multiple, tile, overlap)
+            restored = restore_image(lambda x: self.net(x, code), img, self.net.size_multiple, tile, overlap,
+                                     min_size=getattr(self.net, "min_size", 0))
         return Restoration(_to_uint8(restored), degradation, probabilities, time.perf_counter() - start)
 
 

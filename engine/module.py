@@ -3,7 +3,9 @@
 - Training: the loss, optimiser and schedule of the network's recipe (``net/recipe.py``, registered
   with its architecture in ``net/registry.py``; DFPIR's: L1 between net(degraded, text code) and
   the clean patch, Adam lr 1e-4 with default betas and no weight decay, CosineAnnealingLR stepped
-  once per epoch). The text code of each sample is a row of the prompt table, indexed by the
+  once per epoch). The recipe computes each batch's loss from the network and the batch
+  (``Recipe.training_loss``); the total is logged as ``loss`` and each named term as
+  ``loss_<name>``. The text code of each sample is a row of the prompt table, indexed by the
   sample's degradation id (no CLIP per step).
   Under ``--compile`` the whole training forward and loss is one compiled graph (CUDA graphs on a
   GPU, see :meth:`RestorationModule.compile_training`). A step never waits for the GPU: the loss is
@@ -24,7 +26,7 @@ import torch
 from engine.scoring import EvalOptions, ImageRecord, Results, Scorer
 from net.checkpoint import EXTRA_KEY, UNNAMED_ARCHITECTURE
 from net.prompts import PromptTable, text_codes
-from net.recipe import Recipe
+from net.recipe import LossTerms, Recipe, TrainingBatch
 from net.recognizer import DegradationRecognizer
 from net.registry import build_network, recipe_of
 from net.speed import prepare_for_speed, use_compile_cache
@@ -79,13 +81,19 @@ class RestorationModule(L.LightningModule):
         """img (B, 3, H, W) in [0, 1], de_id (B,) int -> restored (B, 3, H, W) (not clipped).
 
         The network gets the text codes of the samples' degradations (B, D), or None if it takes no
-        text prompts (de_id is then not used): ``net.prompts.text_codes``."""
-        return self.net(img, text_codes(self.prompt_codes if self.uses_text_prompts else None, de_id))
+        text prompts (de_id is then not used)."""
+        return self.net(img, self.text_codes(de_id))
+
+    def text_codes(self, de_id: torch.Tensor) -> torch.Tensor | None:
+        """The prompt codes (B, D) of degradation ids de_id (B,), or None for a network without text prompts
+        (``net.prompts.text_codes``)."""
+        return text_codes(self.prompt_codes if self.uses_text_prompts else None, de_id)
 
     def restore(self, img: torch.Tensor, de_id: torch.Tensor) -> torch.Tensor:
         """forward for whole images of any size, tiled as ``eval_options`` says."""
         opts = self.eval_options
-        return restore_image(lambda x: self(x, de_id), img, self.net.size_multiple, opts.tile, opts.tile_overlap)
+        return restore_image(lambda x: self(x, de_id), img, self.net.size_multiple, opts.tile, opts.tile_overlap,
+                             min_size=getattr(self.net, "min_size", 0))
 
     def setup(self, stage: str) -> None:
         # Every process must index the same table: take rank 0's (CLIP may differ across hosts).
@@ -105,10 +113,11 @@ class RestorationModule(L.LightningModule):
         """
         self.compiled_training = True
 
-    def _training_loss(self, degraded: torch.Tensor, de_id: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        """recipe.loss(net(degraded, code[de_id]), clean) (DFPIR: L1); degraded, clean (B, 3, P, P),
-        de_id (B,) -> scalar."""
-        return self.recipe.loss(self(degraded, de_id), clean)
+    def _training_loss(self, degraded: torch.Tensor, de_id: torch.Tensor, clean: torch.Tensor) -> LossTerms:
+        """The recipe's loss of one batch (``Recipe.training_loss``; DFPIR: L1 between net(degraded,
+        code[de_id]) and clean); degraded, clean (B, 3, P, P), de_id (B,) -> LossTerms."""
+        batch = TrainingBatch(degraded, clean, de_id, self.text_codes(de_id))
+        return self.recipe.training_loss(self.net, batch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss_fn = self._training_loss
@@ -119,10 +128,13 @@ class RestorationModule(L.LightningModule):
             if self.device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are dead
             loss_fn = self._compiled_loss
-        loss = loss_fn(batch["degraded"], batch["de_id"], batch["clean"])
-        # A device tensor, not a number: no host synchronisation here. Lightning reads it when it
+        loss, terms = loss_fn(batch["degraded"], batch["de_id"], batch["clean"])
+        # Device tensors, not numbers: no host synchronisation here. Lightning reads them when it
         # writes the log (every log_every_n_steps); the progress bar when it refreshes.
-        self.log("loss", loss.detach(), batch_size=batch["degraded"].shape[0])
+        batch_size = batch["degraded"].shape[0]
+        self.log("loss", loss.detach(), batch_size=batch_size)
+        for name, value in terms.items():
+            self.log(f"loss_{name}", value.detach(), batch_size=batch_size)
         return loss
 
     def configure_optimizers(self):

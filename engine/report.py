@@ -122,7 +122,7 @@ def comparison_table(entries: list[CheckpointResults], setting: str, tasks: list
     lone = len(entries) == 1
     rows = _header(tasks)
     for architecture, values in paper.items():
-        name = f"{display_name(architecture)} {setting} (paper)"
+        name = f"{display_name(architecture)} {setting} ({SETTINGS[setting].published_source(architecture)})"
         rows.append([name + ": not published", *["-"] * (len(rows[0]) - 1)] if values is None
                     else [name, *_paper_cells(values)])
     for entry in entries:

@@ -175,14 +175,14 @@ def _draw_curves(ckpt_dir: Path) -> None:
               f"try python -m engine.curves --ckpt_dir {ckpt_dir}", file=sys.stderr)
 
 
-def _run_data_check(args: TrainConfig, paths) -> DataReport | None:
+def _run_data_check(args: TrainConfig, paths, repeats: dict[str, int]) -> DataReport | None:
     """Print the data report (stdout) and its warnings (stderr) and return it; DataError if anything is wrong."""
     # Only the first process of a node checks (DDP launches the script again on the other ranks).
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return None
     test_tasks = args.val_tasks if args.val_every or args.check_data else []  # test sets a run will read
     report = check_data(args.de_type, args.setting, test_tasks, paths,
-                        args.patch_size, num_workers=max(args.num_workers, 1))
+                        args.patch_size, num_workers=max(args.num_workers, 1), repeats=repeats)
     for line in report.lines:
         print(line)
     for warning in report.warnings:
@@ -224,7 +224,8 @@ def _checked_train(args: TrainConfig, resume: Path | None, source: Checkpoint | 
                    network: NetworkSpec) -> int:
     """The training after the preflight, while this process holds the --ckpt_dir lock."""
     setting, paths = args.setting, args.dataset_paths()
-    report = _run_data_check(args, paths)
+    repeats = network.recipe.train_repeats(setting)  # the setting's mixture, or the network's own
+    report = _run_data_check(args, paths, repeats)
     if report is not None:
         problem = batch_problem(args.batch_size, args.world_size, report.train_samples)
         if problem:
@@ -249,7 +250,7 @@ def _checked_train(args: TrainConfig, resume: Path | None, source: Checkpoint | 
 
     datamodule = DFPIRDataModule(paths, setting, args.de_type, args.val_tasks if args.val_every else [],
                                  args.batch_size, args.patch_size, args.num_workers, args.seed,
-                                 preload_bytes=int(args.preload_gb * 2**30))
+                                 preload_bytes=int(args.preload_gb * 2**30), repeats=repeats)
     ckpt_dir = Path(args.ckpt_dir)
     last = LastCheckpoint(ckpt_dir, args.ckpt_every)
     callbacks: list[Callback] = [

@@ -1,4 +1,4 @@
-"""The networks (DFPIR, PromptIR and the registry of architectures with their training recipes), the
+"""The networks (DFPIR, PromptIR, BioIR and the registry of architectures with their training recipes), the
 prompt table and checkpoint loading."""
 
 from net.checkpoint import Checkpoint, CheckpointError, load_pretrained, read_checkpoint
@@ -17,7 +17,13 @@ from net.registry import (
     resolve_network,
 )
 
+# isort: split
+# Registered after DFPIR and PromptIR: --model lists the models in registration order.
+from net.bioir import BioIR, BioIRConfig
+
 __all__ = [
+    "BioIR",
+    "BioIRConfig",
     "DFPIR",
     "DFPIRConfig",
     "PromptIR",

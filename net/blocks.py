@@ -1,4 +1,4 @@
-"""Restormer building blocks shared by DFPIR and PromptIR (docs/protocol.md sections 1 and 7.1), and
+"""Restormer building blocks shared by DFPIR, PromptIR and BioIR (docs/protocol.md sections 1 and 7.1), and
 the configuration of the Restormer U-Net they are both built on (:class:`RestormerConfig`).
 
 Every module keeps the attribute names of the authors' network, so the state-dict keys of the
@@ -217,13 +217,15 @@ class MDTA(nn.Module):
         return self.project_out(merge_heads(attn @ v, h, w))
 
 
-class TransformerBlock(nn.Module):
-    """Restormer block: x + MDTA(norm1(x)), then + GDFN(norm2(x))."""
+class PreNormBlock(nn.Module):
+    """Restormer's block skeleton around any token mixer ``attn`` (C -> C):
+    x + attn(norm1(x)), then + GDFN(norm2(x)); state-dict names ``norm1``, ``attn``, ``norm2``, ``ffn``."""
 
-    def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, layernorm_type: str):
+    def __init__(self, dim: int, attn: nn.Module, ffn_expansion_factor: float, bias: bool, layernorm_type: str):
         super().__init__()
+        # LayerNorms draw no random numbers: building attn first keeps the authors' draw order.
         self.norm1 = ChannelLayerNorm(dim, layernorm_type)
-        self.attn = MDTA(dim, num_heads, bias)
+        self.attn = attn
         self.norm2 = ChannelLayerNorm(dim, layernorm_type)
         self.ffn = GDFN(dim, ffn_expansion_factor, bias)
 
@@ -231,6 +233,13 @@ class TransformerBlock(nn.Module):
         """x: (B, C, H, W) -> (B, C, H, W)."""
         x = x + self.attn(self.norm1(x))
         return x + self.ffn(self.norm2(x))
+
+
+class TransformerBlock(PreNormBlock):
+    """Restormer block: x + MDTA(norm1(x)), then + GDFN(norm2(x))."""
+
+    def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, layernorm_type: str):
+        super().__init__(dim, MDTA(dim, num_heads, bias), ffn_expansion_factor, bias, layernorm_type)
 
 
 class OverlapPatchEmbed(nn.Module):

@@ -45,15 +45,10 @@ from net.blocks import (
     set_fast_path,
 )
 from net.hub_model import HubMixin
-from net.recipe import Recipe, adamw, per_epoch_lambda, step_at_epoch, warmup_cosine_factor
+from net.recipe import Recipe, adamw, linear_warmup_cosine, step_at_epoch
 from net.registry import register_architecture, register_model
 
 WARMUP_EPOCHS = 15  # linear warm-up of PromptIR's schedule, from lr 0 (docs/protocol.md section 7.2)
-
-
-def _warmup_cosine(epoch: int, hparams) -> float:
-    """PromptIR's lr factor at ``epoch``: warm-up over 15 epochs, cosine to 0 at ``lr_schedule_epochs`` (150)."""
-    return warmup_cosine_factor(epoch, WARMUP_EPOCHS, hparams["lr_schedule_epochs"])
 
 
 PROMPTIR_RECIPE = Recipe(
@@ -61,7 +56,7 @@ PROMPTIR_RECIPE = Recipe(
     optimizer=adamw, lr=2e-4, batch_size=8, epochs=120,
     # Linear-warmup cosine (warmup 15, max 150, start lr 0, eta_min 0) in closed form, stepped per epoch
     # with scheduler.step(current_epoch) as the authors' lr_scheduler_step does (docs/baselines.md).
-    scheduler=per_epoch_lambda(_warmup_cosine), scheduler_step=step_at_epoch, lr_schedule_epochs=150,
+    scheduler=linear_warmup_cosine(WARMUP_EPOCHS), scheduler_step=step_at_epoch, lr_schedule_epochs=150,
     # No validation and no model selection during training; a checkpoint kept after every epoch.
     val_every=0, select_best_on_test=False, keep_every_epoch=True,
     find_unused_parameters=True,  # the six modules the forward pass never calls (PromptIR.unused_modules)

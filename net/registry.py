@@ -17,6 +17,8 @@ that decides which network a run builds.
   - ``size_multiple`` (class attribute): H and W must be multiples of it; forward refuses any other
     size with a ValueError saying "multiples of <size_multiple>" (tiling and the demo pad to it, the
     evaluation centre-crops to a multiple of 16);
+  - optional ``min_size`` (class attribute): the smallest H and W forward takes (BioIR's 12); smaller
+    images are padded up to it by the demo, the web app and the evaluation;
   - every trainable parameter (``requires_grad``) gets a gradient from the restored image, except
     those of the modules an optional ``unused_modules()`` ({name: module}) declares never called
     (PromptIR's six, kept for strict loading of the released file);
@@ -178,6 +180,12 @@ class NetworkSpec:
     def size_multiple(self) -> int:
         """H and W of the network's inputs must be multiples of it (the class attribute)."""
         return _architecture(self.architecture).cls.size_multiple
+
+    @property
+    def min_size(self) -> int:
+        """The smallest H and W the network takes (the optional class attribute; else its size multiple)."""
+        cls = _architecture(self.architecture).cls
+        return getattr(cls, "min_size", cls.size_multiple)
 
     @property
     def recipe(self) -> Recipe:

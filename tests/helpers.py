@@ -3,7 +3,12 @@ from another test module."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+from net.prompts import PromptTable, prompt_list
+from net.registry import NetworkSpec
 
 
 def compile_with(monkeypatch, backend) -> list:
@@ -21,3 +26,21 @@ def compile_with(monkeypatch, backend) -> list:
 
     monkeypatch.setattr(torch, "compile", compile_with_backend)
     return graphs
+
+
+def lightning_file(path: Path, model: str, seed: int) -> Path:
+    """A checkpoint of this project's Lightning format for ``--model model``: random weights (``seed``) and
+    a random prompt table (the detailed prompts) for a network with text prompts, none otherwise (as training
+    stores it)."""
+    network = NetworkSpec.of_model(model)
+    torch.manual_seed(seed)
+    net = network.build()
+    prompts = prompt_list("detailed")
+    table = PromptTable(prompts, torch.randn(len(prompts), network.text_dim), "random (test)").to_dict() \
+        if network.uses_text_prompts else None
+    torch.save({"pytorch-lightning_version": "2.5.0", "epoch": 0,
+                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "dfpir": {"architecture": network.architecture, "model_config": network.config,
+                          "prompt_set": "detailed" if table else None, "prompt_table": table, "setting": "3D"}},
+               path)
+    return path

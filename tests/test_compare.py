@@ -17,29 +17,11 @@ from PIL import Image
 
 from engine.evaluate import main as evaluate_main
 from engine.report import CheckpointResults, comparison_table, with_average
-from net.prompts import PromptTable, prompt_list
 from net.registry import NetworkSpec
+from tests.helpers import lightning_file
 from utils.tasks import SETTINGS
 
 COMMON = ["--device", "cpu", "--num_workers", "0", "--tasks", "denoise_15", "derain"]
-
-
-def lightning_file(path: Path, model: str, seed: int) -> Path:
-    """A checkpoint of this project's Lightning format for ``--model model``: random weights (``seed``) and
-    a random prompt table (the detailed prompts) for a network with text prompts, none otherwise (as training
-    stores it)."""
-    network = NetworkSpec.of_model(model)
-    torch.manual_seed(seed)
-    net = network.build()
-    prompts = prompt_list("detailed")
-    table = PromptTable(prompts, torch.randn(len(prompts), network.text_dim), "random (test)").to_dict() \
-        if network.uses_text_prompts else None
-    torch.save({"pytorch-lightning_version": "2.5.0", "epoch": 0,
-                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "dfpir": {"architecture": network.architecture, "model_config": network.config,
-                          "prompt_set": "detailed" if table else None, "prompt_table": table, "setting": "3D"}},
-               path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,12 @@ def network(model) -> NetworkSpec:
     return NetworkSpec.of_model(model)
 
 
+def _side(network: NetworkSpec) -> int:
+    """The smallest multiple of the network's size multiple that it takes (at least its ``min_size``)."""
+    m = network.size_multiple
+    return -(-network.min_size // m) * m
+
+
 def _inputs(network: NetworkSpec, height: int, width: int, batch: int = 2, seed: int = 0):
     """A batch of images and, for a network with text prompts, one prompt code per image (else None)."""
     generator = torch.Generator().manual_seed(seed)
@@ -63,19 +69,19 @@ def test_every_registered_architecture_has_a_tiny_preset():
 
 
 def test_a_size_that_is_not_a_multiple_is_refused(network):
-    net, m = _built(network, 0), network.size_multiple
-    img, code = _inputs(network, 2 * m, 3 * m)
+    net, side = _built(network, 0), _side(network)
+    img, code = _inputs(network, 2 * side, 3 * side)
     with torch.no_grad():
         assert net(img, code).shape == img.shape
-        for height, width in ((2 * m + 2, 3 * m), (2 * m, 3 * m - 1)):
+        for height, width in ((2 * side + 2, 3 * side), (2 * side, 3 * side - 1)):
             img, code = _inputs(network, height, width)
-            with pytest.raises(ValueError, match=f"multiples of {m}"):
+            with pytest.raises(ValueError, match=f"multiples of {network.size_multiple}"):
                 net(img, code)
 
 
 def test_every_trainable_parameter_gets_a_gradient(network):
     net = _built(network, 0).train()
-    img, code = _inputs(network, 4 * network.size_multiple, 4 * network.size_multiple)
+    img, code = _inputs(network, 4 * _side(network), 4 * _side(network))
     F.l1_loss(net(img, code), torch.rand_like(img)).backward()
     unused = {f"{name}.{p}" for name, module in getattr(net, "unused_modules", dict)().items()
               for p, _ in module.named_parameters()}
@@ -87,7 +93,7 @@ def test_every_trainable_parameter_gets_a_gradient(network):
 
 
 def _outputs(net: torch.nn.Module, network: NetworkSpec) -> torch.Tensor:
-    img, code = _inputs(network, 2 * network.size_multiple, 2 * network.size_multiple, seed=1)
+    img, code = _inputs(network, 2 * _side(network), 2 * _side(network), seed=1)
     with torch.no_grad():
         return net(img, code)
 
@@ -149,6 +155,6 @@ def test_two_training_steps_and_one_evaluation_through_the_scripts(model, networ
                                 "--num_workers", "0"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["dehaze"]["n"] == 4 and 0 < results["dehaze"]["psnr"] < 100
-    paper_row = f"| {network.display_name} 3D (paper)"
+    paper_row = f"| {network.display_name} 3D ({SETTINGS['3D'].published_source(network.architecture)})"
     published = SETTINGS["3D"].published_for(network.architecture)
     assert paper_row + (" |" if published else ": not published |") in (out / "results.md").read_text()

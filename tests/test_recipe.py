@@ -11,7 +11,16 @@ import torch.nn.functional as F
 
 from engine.module import RestorationModule
 from net.prompts import PromptTable
-from net.recipe import PAPER_RECIPE, Recipe, per_epoch_lambda, step_at_epoch, warmup_cosine_factor
+from net.recipe import (
+    PAPER_RECIPE,
+    LossTerms,
+    Recipe,
+    TrainingBatch,
+    per_epoch_lambda,
+    restore_batch,
+    step_at_epoch,
+    warmup_cosine_factor,
+)
 from net.registry import create_model, recipe_of
 
 
@@ -65,3 +74,30 @@ def test_the_recipe_fills_the_options_not_given_and_says_where_each_came_from():
             "val_every": "setting"}
     with pytest.raises(ValueError, match="interval"):
         Recipe(interval="batch")
+
+
+def test_the_training_contract_gives_the_loss_and_its_named_terms():
+    """recipe.training_loss(network, batch) -> LossTerms: ``loss(restored, clean)`` alone (no terms), or an
+    ``objective`` with named terms; the network is called as the registry's forward(img, text_code)."""
+    torch.manual_seed(0)
+    network = create_model("tiny")
+    batch = TrainingBatch(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16), torch.tensor([0, 3]),
+                          torch.randn(2, 512))
+    total, terms = PAPER_RECIPE.training_loss(network, batch)
+    assert terms == {} and torch.equal(total, F.l1_loss(network(batch.degraded, batch.text_code), batch.clean))
+
+    def objective(net, b):
+        restored = restore_batch(net, b)
+        return LossTerms(restored.abs().mean(), {"mean": restored.mean()})
+
+    total, terms = Recipe(objective=objective).training_loss(network, batch)
+    restored = network(batch.degraded, batch.text_code)
+    assert torch.equal(total, restored.abs().mean()) and torch.equal(terms["mean"], restored.mean())
+
+
+def test_a_recipe_may_mix_a_settings_tasks_with_its_own_repeat_factors():
+    assert PAPER_RECIPE.train_repeats("3D") == {"denoise_15": 3, "denoise_25": 3, "denoise_50": 3, "derain": 120,
+                                                "dehaze": 1}
+    assert Recipe(train_repeat_overrides={"3D": {"derain": 7}}).train_repeats("3D")["derain"] == 7
+    with pytest.raises(ValueError, match=r"\['deblur'\] are not training tasks of 3D"):
+        Recipe(train_repeat_overrides={"3D": {"deblur": 5}}).train_repeats("3D")

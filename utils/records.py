@@ -260,6 +260,8 @@ class Setting:
     baseline_numbers:  architecture name (``net/registry.py``) of another network -> its published
                        row in this setting: task name (and 'average') -> (PSNR, SSIM). A network
                        absent here has no published numbers in this setting.
+    baseline_sources:  architecture name -> where its row in ``baseline_numbers`` is taken from when it
+                       is not that network's own paper (a secondary source), for the tables' labels.
     legacy_sigmas:     the sigmas the authors' test script of this setting draws noise for, in their
                        order, from one stream (``--legacy_noise``); None: the authors have no such script.
     """
@@ -272,6 +274,7 @@ class Setting:
     published_average: tuple[float, float] | None = None
     legacy_sigmas: tuple[int, ...] | None = None
     baseline_numbers: Mapping[str, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
+    baseline_sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def published(self) -> dict[str, tuple[float, float]]:
@@ -288,6 +291,11 @@ class Setting:
             return self.published
         numbers = self.baseline_numbers.get(architecture)
         return None if numbers is None else dict(numbers)
+
+    def published_source(self, architecture: str) -> str:
+        """Where a network's published row in this setting comes from: 'paper' (its own), or the
+        secondary source of :attr:`baseline_sources`."""
+        return self.baseline_sources.get(architecture, "paper")
 
     def prompt_sets(self) -> list[str]:
         """The prompt sets that have a prompt for every training task of this setting."""

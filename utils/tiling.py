@@ -17,10 +17,11 @@ import torch.nn.functional as F
 RestoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, H', W') with H', W' the next multiples, reflect-padded at bottom/right."""
+def pad_to_multiple(img: torch.Tensor, multiple: int, min_size: int = 0) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H', W') with H', W' the next multiples (at least ``min_size``, the network's
+    smallest side), reflect-padded at bottom/right."""
     h, w = img.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    pad_h, pad_w = (-(-max(side, min_size) // multiple) * multiple - side for side in (h, w))
     if not pad_h and not pad_w:
         return img
     mode = "reflect" if pad_h < h and pad_w < w else "replicate"  # reflect needs pad < size
@@ -71,11 +72,11 @@ def restore_tiled(fn: RestoreFn, img: torch.Tensor, tile: int, overlap: int, mul
 
 
 def restore_image(
-    fn: RestoreFn, img: torch.Tensor, multiple: int, tile: int | None = None, overlap: int = 32
+    fn: RestoreFn, img: torch.Tensor, multiple: int, tile: int | None = None, overlap: int = 32, min_size: int = 0
 ) -> torch.Tensor:
-    """Restore img (B, C, H, W) of any size: pad to ``multiple`` (the network's ``size_multiple``),
-    restore (tiled if tile), crop back."""
+    """Restore img (B, C, H, W) of any size: pad to ``multiple`` (the network's ``size_multiple``) and to at
+    least ``min_size`` (its ``min_size``), restore (tiled if tile), crop back."""
     h, w = img.shape[-2:]
-    padded = pad_to_multiple(img, multiple)
+    padded = pad_to_multiple(img, multiple, min_size)
     restored = fn(padded) if tile is None else restore_tiled(fn, padded, tile, overlap, multiple)
     return restored[..., :h, :w]
