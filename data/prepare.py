@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from data.check import check_data
 from data.finders import SHOWN, ImageTree, PrepareError, find_download
 from data.layouts import AUTHORS_NAME_LISTS, DataError, DatasetPaths, task_folder
+from data.overlap import overlap_problem, shared_files
 from data.placement import deduplicate, place
 from utils.cli_options import NUM_WORKERS, PATCH_SIZE, add_name_lists_option, new_parser
 from utils.outputs import OutputError, check_output_dir
@@ -138,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_dir(args.out)
         found = _find_downloads(parser, args.out, chosen)
+        _refuse_train_test_overlap(found)
         with RunLock(args.out, purpose="dataset folder --out"):
             return _place_and_check(args, found)
-    except (OutputError, LockError) as error:
+    except (OutputError, LockError, PrepareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -159,6 +161,25 @@ def _find_downloads(parser: argparse.ArgumentParser, out: Path, chosen: list[tup
     if errors:
         parser.error("\n".join(errors))
     return found
+
+
+def _refuse_train_test_overlap(found: list) -> None:
+    """PrepareError (one line) when a test set would share images with its training set (:mod:`data.overlap`):
+    the same folder given to a training and a test flag, through a link, or overlapping file sets."""
+    relative = DatasetPaths.from_root("")
+    for kind in DATASETS:
+        sides: dict[str, list[tuple[str, Path]]] = {"train": [], "test": []}
+        for download, folder, result in found:
+            for split, files in sides.items():
+                top = PurePosixPath(task_folder(kind, split, relative)[0].as_posix())
+                files += [(f"--{download.flag} {folder}", p.source) for p in result.placements
+                          if p.target.is_relative_to(top)]
+        shared = shared_files([path for _, path in sides["train"]], [path for _, path in sides["test"]])
+        if shared:
+            train_flag, test_flag = (dict((path, flag) for flag, path in sides[split])[path]
+                                     for split, path in zip(("train", "test"), shared[0], strict=True))
+            raise PrepareError(overlap_problem(f"the {kind} test set of {test_flag}", shared, len(sides["test"]),
+                                               f"the training set of {train_flag}") + "; nothing was placed")
 
 
 def _place_and_check(args: argparse.Namespace, found: list) -> int:

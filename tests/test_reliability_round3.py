@@ -1,0 +1,104 @@
+"""Reliability round 3 (issue 30): no wrong result accepted, every refusal before work, the web app as sturdy
+as the CLI. One test per family of docs/reliability.md's "Round 3" table: the exit status, the one line, and
+that every file that existed before is unchanged (nothing written before the refusal)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_prepare import ARCHIVE_FOLDERS, DOWNLOADS, NAME_LISTS, make_tree
+
+from data import prepare
+from data.check import check_data
+from data.layouts import DataError, DatasetPaths
+
+
+def snapshot(*folders: Path) -> dict[str, object]:
+    """Every entry under ``folders``: a file's bytes, a symlink's target, 'dir' for a folder."""
+    entries: dict[str, object] = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            entries[str(path)] = (f"-> {os.readlink(path)}" if path.is_symlink() else
+                                  "dir" if path.is_dir() else path.read_bytes())
+    return entries
+
+
+def one_line(text: str) -> str:
+    """``text`` (stderr of a refusal) checked to be exactly one line, without a traceback."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 1: a test set that is (or overlaps) the training set
+
+
+@pytest.fixture
+def downloads(tmp_path: Path) -> Path:
+    base = tmp_path / "downloads"
+    make_tree(base, DOWNLOADS)
+    (tmp_path / "lists").mkdir()
+    for name, lines in NAME_LISTS.items():
+        (tmp_path / "lists" / name).write_text("\n".join(lines))
+    return base
+
+
+@pytest.mark.parametrize("how", ["same folder", "through a link"])
+def test_prepare_refuses_a_test_set_that_is_the_training_set(downloads, tmp_path, capsys, how):
+    train = downloads / ARCHIVE_FOLDERS["rain100l_train"]
+    test = train
+    if how == "through a link":
+        test = tmp_path / "Rain100L_link"
+        test.symlink_to(train, target_is_directory=True)
+    before = snapshot(tmp_path)
+    out = tmp_path / "out"
+    status = prepare.main(["--out", str(out), "--rain100l_train", str(train), "--rain100l_test", str(test),
+                           "--data_file_dir", str(tmp_path / "lists"), "--num_workers", "1"])
+    assert status == 2
+    message = one_line(capsys.readouterr().err)
+    assert message.startswith(f"error: the derain test set of --rain100l_test {test} shares ")
+    assert f"with the training set of --rain100l_train {train}" in message and "nothing was placed" in message
+    assert snapshot(tmp_path) == before and not out.exists()
+
+
+def _layout(root: Path, test_derain: str) -> None:
+    """A derain layout whose test set is given by ``test_derain``: 'own' images, 'link' to the training folder,
+    or 'some links' (one test pair linked to training files, one of its own)."""
+    def save(path: Path, seed: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (24, 24, 3), np.uint8)).save(path)
+    for i in (1, 2):
+        save(root / f"Train/Derain/rainy/rain-{i}.png", i)
+        save(root / f"Train/Derain/gt/norain-{i}.png", 10 + i)
+    test = root / "test/derain/Rain100L"
+    if test_derain == "link":
+        test.mkdir(parents=True)
+        (test / "input").symlink_to(root / "Train/Derain/rainy", target_is_directory=True)
+        (test / "target").symlink_to(root / "Train/Derain/gt", target_is_directory=True)
+        return
+    save(test / "input/rain-3.png", 3)
+    save(test / "target/norain-3.png", 13)
+    if test_derain == "some links":
+        (test / "input/rain-1.png").symlink_to(root / "Train/Derain/rainy/rain-1.png")
+        (test / "target/norain-1.png").hardlink_to(root / "Train/Derain/gt/norain-1.png")
+
+
+@pytest.mark.parametrize("test_derain", ["link", "some links"])
+def test_check_data_refuses_a_test_set_sharing_training_files(tmp_path, test_derain):
+    _layout(tmp_path, test_derain)
+    with pytest.raises(DataError) as refused:
+        check_data(["derain"], "3D", ["derain"], DatasetPaths.from_root(tmp_path, data_file_dir=None), 16, 1)
+    problems = [p for p in refused.value.problems if "shares" in p]
+    assert len(problems) == 1 and problems[0].startswith("the derain test set shares ")
+    assert "scores measured on it would be meaningless" in problems[0]
+
+
+def test_check_data_accepts_a_test_set_of_its_own(tmp_path):
+    _layout(tmp_path, "own")
+    report = check_data(["derain"], "3D", ["derain"], DatasetPaths.from_root(tmp_path, data_file_dir=None), 16, 1)
+    assert "test=derain pairs=1" in report.lines
