@@ -126,6 +126,9 @@ def build_test_parser(setting: str) -> argparse.ArgumentParser:
     parser.add_argument("--output_path", default=f"outputs/DFPIR_{setting}", metavar="DIR",
                         help="restored images, results.json and results.md")
     parser.add_argument("--no_save_images", action="store_true", help="do not write restored PNGs")
+    parser.add_argument("--allow_untrained_tasks", action="store_true",
+                        help="evaluate a checkpoint also on tasks its training run did not train on (it records "
+                        "them); their rows are marked 'not trained on this task'")
     add_overwrite_flag(parser, "the results.json, results.md, figures and restored images of an earlier run in "
                        "--output_path")
     legacy_sigmas = ", then ".join(map(str, SETTINGS[setting].legacy_sigmas or ()))

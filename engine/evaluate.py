@@ -39,6 +39,8 @@ from options import build_test_parser, dataset_paths
 from utils.tasks import TASK_BY_ID
 
 RESULT_FILES = ("results.json", "results.md")
+NOT_TRAINED = "not trained on this task"
+"""The mark of a result on a task the checkpoint's training run did not train on (--allow_untrained_tasks)."""
 
 
 @dataclass
@@ -97,6 +99,27 @@ def overwrite_problem(output: Path, tasks: list[str], folders: list[Path], overw
             "or choose another --output_path")
 
 
+def untrained_problem(path: str, checkpoint: Checkpoint, tasks: list[str], allowed: bool) -> str | None:
+    """The refusal (one line) of evaluating ``checkpoint`` on tasks its training run did not train on (its
+    scores there would stand beside the paper's as if trained), None if there are none or ``allowed``."""
+    untrained = checkpoint.untrained(tasks)
+    if not untrained or allowed:
+        return None
+    trained = checkpoint.trained_tasks
+    return (f"--ckpt {path} was trained on {' '.join(trained)} only, not on {' '.join(untrained)}; choose "
+            f"--tasks among those it was trained on, or pass --allow_untrained_tasks to score them anyway "
+            "(their rows are marked 'not trained on this task')")
+
+
+def mark_untrained(results: dict, untrained: list[str]) -> dict:
+    """``results`` (with its average) with each task of ``untrained`` marked (:data:`NOT_TRAINED`), and the
+    average too when it includes one."""
+    marked = {task: {**entry, "note": NOT_TRAINED} if task in untrained else entry for task, entry in results.items()}
+    if any(task in results for task in untrained):
+        marked["average"] = {**results["average"], "note": "includes tasks it was not trained on"}
+    return marked
+
+
 def _preflight(args, setting: str, tasks: list[str]) -> tuple[list[Candidate], DegradationRecognizer | None]:
     """Every flag and file of an evaluation, all problems at once (engine/preflight.py) -> the checkpoints
     with their networks (each readable and fitting its network) and the recogniser of a blind
@@ -115,6 +138,7 @@ def _preflight(args, setting: str, tasks: list[str]) -> tuple[list[Candidate], D
             candidate = Candidate(label, path, checkpoint, network)
             known = len(checks.problems)
             checks.run(weights_fit, network, checkpoint)  # before check_data decodes the test sets
+            checks.add(untrained_problem(path, checkpoint, tasks, args.allow_untrained_tasks))
             if len(checks.problems) == known:
                 candidates.append(candidate)
         problems += flag_problems(TestFlags.of(args), network)
@@ -199,7 +223,8 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
             if name is not None:
                 figure_names[task] = name
             entry = CheckpointResults(candidate.label, candidate.path, candidate.network.architecture,
-                                      candidate.network.describe(), with_average(scored))
+                                      candidate.network.describe(),
+                                      mark_untrained(with_average(scored), candidate.checkpoint.untrained(tasks)))
             markdown = (write_comparison_results(output, [*entries, entry], setting, tasks, title, figure_names)
                         if several else write_results(output, entry.results, setting, title, figure_names))
             # results.json / results.md are kept if a later task fails

@@ -4,17 +4,20 @@ that every file that existed before is unchanged (nothing written before the ref
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_prepare import ARCHIVE_FOLDERS, DOWNLOADS, NAME_LISTS, make_tree
 
 from data import prepare
 from data.check import check_data
 from data.layouts import DataError, DatasetPaths
+from engine.evaluate import main as evaluate_main
 
 
 def snapshot(*folders: Path) -> dict[str, object]:
@@ -102,3 +105,59 @@ def test_check_data_accepts_a_test_set_of_its_own(tmp_path):
     _layout(tmp_path, "own")
     report = check_data(["derain"], "3D", ["derain"], DatasetPaths.from_root(tmp_path, data_file_dir=None), 16, 1)
     assert "test=derain pairs=1" in report.lines
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 2: a checkpoint evaluated on tasks it was never trained on
+
+
+def _evaluate(data_root: Path, ckpt: Path, out: Path, setting: str, *extra: str) -> int:
+    return evaluate_main(setting, ["--data_root", str(data_root), "--ckpt", str(ckpt), "--output_path", str(out),
+                                   "--device", "cpu", "--num_workers", "0", "--no_save_images", *extra])
+
+
+@pytest.mark.parametrize("setting, tasks", [("5D", ["deblur"]), ("3D", ["derain", "dehaze"])])
+def test_untrained_tasks_are_refused(trained_run, data_root, tmp_path, capsys, setting, tasks):
+    """The trained_run fixture trained 3D dehaze only: test_5D_DFPIR.py, or --tasks beyond dehaze, refuse."""
+    ckpt = trained_run / "last.ckpt"
+    before = snapshot(trained_run, tmp_path)
+    assert _evaluate(data_root, ckpt, tmp_path / "out", setting, "--tasks", *tasks) == 2
+    message = one_line(capsys.readouterr().err)
+    untrained = " ".join(t for t in tasks if t != "dehaze")
+    assert message == (f"error: --ckpt {ckpt} was trained on dehaze only, not on {untrained}; choose --tasks among "
+                       "those it was trained on, or pass --allow_untrained_tasks to score them anyway (their rows "
+                       "are marked 'not trained on this task')")
+    assert snapshot(trained_run, tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def test_allow_untrained_tasks_marks_their_rows(trained_run, data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _evaluate(data_root, trained_run / "last.ckpt", out, "3D", "--tasks", "dehaze", "derain",
+                     "--allow_untrained_tasks") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "note" not in results["dehaze"] and results["derain"]["note"] == "not trained on this task"
+    assert results["average"]["note"] == "includes tasks it was not trained on"
+    rows = (out / "results.md").read_text()
+    this_run = next(line for line in rows.splitlines() if line.startswith("| this run"))
+    assert this_run.count("(not trained on this task)") == 1 and "(includes tasks it was not trained on)" in this_run
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 10: a truncated checkpoint is named as an incomplete download
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_a_truncated_checkpoint_is_named_as_an_incomplete_download(trained_run, data_root, tmp_path, capsys,
+                                                                   zip_format):
+    whole = trained_run / "last.ckpt"
+    if not zip_format:  # the legacy format: a pickle followed by the tensors' bytes
+        whole = tmp_path / "legacy.ckpt"
+        torch.save(torch.load(trained_run / "last.ckpt", weights_only=True), whole,
+                   _use_new_zipfile_serialization=False)
+    cut = tmp_path / "t.ckpt"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    before = snapshot(tmp_path)
+    assert _evaluate(data_root, cut, tmp_path / "out", "3D", "--tasks", "dehaze") == 2
+    message = one_line(capsys.readouterr().err)
+    assert f"checkpoint {cut} (" in message and "is truncated (an incomplete download or copy)" in message
+    assert snapshot(tmp_path) == before
