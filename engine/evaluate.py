@@ -24,6 +24,7 @@ import torch
 
 from data.check import check_data
 from data.datamodule import eval_loaders
+from data.layouts import DatasetPaths, task_folder
 from data.transforms import CROP_BASE
 from engine.common import TILE_HINT, accelerator, apply_speed_options, prompt_table_for, recognizer_for, run_cli
 from engine.compare import FIGURE_NAME, ComparisonFigure
@@ -36,7 +37,8 @@ from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
 from net.registry import NetworkSpec, resolve_network
 from options import build_test_parser, dataset_paths
-from utils.tasks import TASK_BY_ID
+from utils.outputs import check_separate_folders
+from utils.tasks import TASK_BY_ID, TASKS
 
 RESULT_FILES = ("results.json", "results.md")
 NOT_TRAINED = "not trained on this task"
@@ -120,7 +122,8 @@ def mark_untrained(results: dict, untrained: list[str]) -> dict:
     return marked
 
 
-def _preflight(args, setting: str, tasks: list[str]) -> tuple[list[Candidate], DegradationRecognizer | None]:
+def _preflight(args, setting: str, tasks: list[str],
+               paths: DatasetPaths) -> tuple[list[Candidate], DegradationRecognizer | None]:
     """Every flag and file of an evaluation, all problems at once (engine/preflight.py) -> the checkpoints
     with their networks (each readable and fitting its network) and the recogniser of a blind
     evaluation or None. Nothing is decoded or written before this passes."""
@@ -155,6 +158,10 @@ def _preflight(args, setting: str, tasks: list[str]) -> tuple[list[Candidate], D
         output = Path(args.output_path)
         folders = [] if args.no_save_images else image_folders(output, tasks, labels)
         checks.add(overwrite_problem(output, tasks, folders, args.overwrite))
+        for folder in folders:  # restored images written into a test set would be read as its inputs next time
+            for task in tasks:
+                test_dir, flag = task_folder(TASKS[task].kind, "test", paths)
+                checks.run(check_separate_folders, ("--output_path's folder", folder), (f"--{flag}", test_dir))
     checks.raise_if_any()
     return candidates, recognizer
 
@@ -190,7 +197,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
     args = build_test_parser(setting).parse_args(argv)
     tasks = list(dict.fromkeys(args.tasks))
     paths = dataset_paths(args)
-    candidates, recognizer = _preflight(args, setting, tasks)
+    candidates, recognizer = _preflight(args, setting, tasks, paths)
     for line in check_data([], setting, tasks, paths, CROP_BASE, num_workers=max(args.num_workers, 1)).lines:
         print(line)
     output = Path(args.output_path)

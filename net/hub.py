@@ -35,7 +35,7 @@ from utils.cli_options import (
     add_prompt_options,
     new_parser,
 )
-from utils.outputs import OutputError, check_not_input, check_output_dir, staged_folder
+from utils.outputs import OutputError, check_not_input, check_output_dir, check_separate_folders, staged_folder
 from utils.tasks import prompt_set_names
 
 
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_separate_folders(("--out", args.out), ("--space", args.space))
         if args.space:
             check_space_dir(args.space, args.overwrite)  # before converting
         converted = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,

@@ -18,6 +18,7 @@ from data import prepare
 from data.check import check_data
 from data.layouts import DataError, DatasetPaths
 from engine.evaluate import main as evaluate_main
+from net import hub
 
 
 def snapshot(*folders: Path) -> dict[str, object]:
@@ -161,3 +162,32 @@ def test_a_truncated_checkpoint_is_named_as_an_incomplete_download(trained_run, 
     message = one_line(capsys.readouterr().err)
     assert f"checkpoint {cut} (" in message and "is truncated (an incomplete download or copy)" in message
     assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 3: two output folders of one command that overlap, refused before any write
+
+
+@pytest.mark.parametrize("out, space, relation", [("X", "X/space", "--space {space} is inside --out {out}"),
+                                                   ("X", "X", "--out {out} is the same folder as --space {space}"),
+                                                   ("S/model", "S", "--out {out} is inside --space {space}"),
+                                                   ("X", "link_to_X", "--out {out} is the same folder as --space")])
+def test_hub_refuses_overlapping_out_and_space(trained_run, tmp_path, capsys, out, space, relation):
+    (tmp_path / "X").mkdir()
+    (tmp_path / "link_to_X").symlink_to(tmp_path / "X", target_is_directory=True)
+    before = snapshot(tmp_path)
+    assert hub.main(["--ckpt", str(trained_run / "last.ckpt"), "--out", str(tmp_path / out),
+                     "--space", str(tmp_path / space)]) == 2
+    message = one_line(capsys.readouterr().err)
+    assert message.startswith("error: " + relation.format(out=tmp_path / out, space=tmp_path / space))
+    assert message.endswith("choose two separate folders")
+    assert snapshot(tmp_path) == before
+
+
+def test_evaluation_refuses_restored_images_written_into_a_test_set(trained_run, data_root, tmp_path, capsys):
+    out = data_root / "test"  # restored dehaze images would go to <out>/dehaze: the dehaze test set itself
+    before = snapshot(data_root)
+    assert _evaluate(data_root, trained_run / "last.ckpt", out, "3D", "--tasks", "dehaze") == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"error: --output_path's folder {out / 'dehaze'} is " in err
+    assert snapshot(data_root) == before
