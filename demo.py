@@ -68,6 +68,15 @@ def input_images(path: Path) -> list[Path]:
     raise UsageError(f"--input {path} does not exist")
 
 
+def decodable(image: Path) -> None:
+    """ImageReadError (naming the file and the rerun that skips it) if ``image`` does not decode fully; the pixels
+    are dropped, so a folder is checked in the memory of one image."""
+    try:
+        read_rgb(image, exif_orientation=True)
+    except ImageReadError as err:
+        raise ImageReadError(f"{err} Or pass --skip_errors to restore the other images.") from err
+
+
 def output_names(image: Path, compare: bool = False) -> list[str]:
     """The files the demo writes for one input image (``--compare`` adds the side-by-side figure)."""
     return [f"{image.stem}.png"] + ([f"{image.stem}_compare.png"] if compare else [])
@@ -116,9 +125,10 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
     if args.prompt_embeddings and not blind and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     images = checks.run(input_images, Path(args.input)) or []
-    if not args.skip_errors:  # headers only here; --skip_errors skips unreadable images as it meets them
-        for image in images:
-            checks.run(image_size, image)
+    if not args.skip_errors:  # --skip_errors skips unreadable images as it meets them
+        for image in images:  # the header of each first (cheap), then a full decode: none fails after a write
+            if checks.run(image_size, image) is not None:
+                checks.run(decodable, image)
     # a folder that cannot be written is one problem, not one per output file
     checks.add(writable_dir(args.output_dir, "output_dir")
                or output_problems(images, Path(args.output_dir), args.compare, args.overwrite))
@@ -137,13 +147,15 @@ def run(argv: list[str] | None) -> int:
     restorer = Restorer(checkpoint, network, table, recognizer, inference_device(args.device))
     out_dir = Path(args.output_dir)
     skipped: list[str] = []
+    written = 0
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):
+        rerun = (f"; {written} image(s) are already in {out_dir}: add --overwrite to the rerun" if written else "")
         try:
             image = read_rgb(path, exif_orientation=True)
             result = restorer.restore(image, args.degradation, args.tile, args.tile_overlap)
         except ImageReadError as err:
             if not args.skip_errors:
-                raise ImageReadError(f"{err} (or pass --skip_errors to go on with the other images)") from err
+                raise ImageReadError(f"{err} (or pass --skip_errors to go on with the other images{rerun})") from err
             skipped.append(str(err))
             continue
         except Exception as err:
@@ -151,7 +163,7 @@ def run(argv: list[str] | None) -> int:
                 raise
             problem = f"{path}: out of memory; {TILE_HINT}"
             if not args.skip_errors:
-                raise UsageError(f"{problem} (or pass --skip_errors to go on with the other images)") from err
+                raise UsageError(f"{problem} (or pass --skip_errors to go on with the other images{rerun})") from err
             skipped.append(problem)
             if restorer.device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -160,6 +172,7 @@ def run(argv: list[str] | None) -> int:
             tqdm.write(f"{path.name}: {result.degradation} (probability {max(result.probabilities.values()):.2f})")
         restored_name, *compare_name = output_names(path, args.compare)
         write_png(out_dir / restored_name, result.image)
+        written += 1
         if compare_name:
             row = FigureRow(path.name, [Panel(image / 255.0, "input"),
                                         Panel(result.image / 255.0, f"restored ({result.degradation})")])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,15 @@ import torch
 from PIL import Image
 from test_prepare import ARCHIVE_FOLDERS, DOWNLOADS, NAME_LISTS, make_tree
 
+import demo
 from data import prepare
 from data.check import check_data
 from data.layouts import DataError, DatasetPaths
 from engine.evaluate import main as evaluate_main
 from net import hub
+from net.prompts import PromptTable, prompt_list
+from net.registry import create_model
+from utils.image_io import ImageReadError, image_size, read_rgb
 
 
 def snapshot(*folders: Path) -> dict[str, object]:
@@ -191,3 +196,76 @@ def test_evaluation_refuses_restored_images_written_into_a_test_set(trained_run,
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"error: --output_path's folder {out / 'dehaze'} is " in err
     assert snapshot(data_root) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 4: every input of demo.py checked before the first restoration; the suggested rerun works; case 9
+
+
+@pytest.fixture
+def hub_model(tmp_path) -> Path:
+    """A tiny DFPIR as a Hub folder (fast to read and to run)."""
+    torch.manual_seed(0)
+    net = create_model("tiny")
+    net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
+    net.save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def _photo(path: Path, size: tuple[int, int] = (20, 24)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _demo(model: Path, *argv: str) -> int:
+    return demo.main(["--ckpt", str(model), "--degradation", "haze", "--device", "cpu", *argv])
+
+
+def test_demo_checks_every_input_before_the_first_restoration(hub_model, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    _photo(photos / "a.png")
+    truncated = _photo(photos / "b.png", (64, 64))
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])  # its header still reads
+    out = tmp_path / "restored"
+    before = snapshot(tmp_path)
+    assert _demo(hub_model, "--input", str(photos), "--output_dir", str(out)) == 2
+    message = one_line(capsys.readouterr().err)
+    assert message.startswith(f"error: cannot read image {truncated}: ") and "--skip_errors" in message
+    assert snapshot(tmp_path) == before and not out.exists()
+    # the rerun it suggests works: nothing was written, so no output is in the way
+    assert _demo(hub_model, "--input", str(photos), "--output_dir", str(out), "--skip_errors") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
+def test_a_1x1_image_restores_without_a_warning(hub_model, tmp_path, capsys):
+    one = _photo(tmp_path / "one.png", (1, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _demo(hub_model, "--input", str(one), "--output_dir", str(tmp_path / "out")) == 0
+    assert Image.open(tmp_path / "out" / "one.png").size == (1, 1)
+    assert "Warning" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 14: messages that name the real problem
+
+
+def test_a_float_tiff_is_not_called_a_damaged_download(tmp_path):
+    path = tmp_path / "depth.tif"
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(path)
+    with pytest.raises(ImageReadError) as refused:
+        read_rgb(path)
+    assert "floating-point samples" in str(refused.value) and "re-download" not in str(refused.value)
+    assert "Save it as an 8- or 16-bit PNG or TIFF" in str(refused.value)
+
+
+def test_a_decompression_bomb_is_named_by_its_size_not_by_pil(tmp_path, monkeypatch):
+    path = _photo(tmp_path / "huge.png", (8, 8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)  # 64 pixels > 2 x 16: PIL refuses it as a bomb
+    for read in (image_size, read_rgb):
+        with pytest.raises(ImageReadError) as refused:
+            read(path)
+        text = str(refused.value)
+        assert "larger than the 32 pixels this program decodes" in text and "Scale it down" in text
+        assert "DOS attack" not in text and "re-download" not in text
