@@ -11,10 +11,8 @@ check, nothing fetched) and writes only in its own temporary folder, removed whe
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -26,8 +24,11 @@ from engine.common import TILE_HINT, is_out_of_memory, quiet_expected_notices
 from engine.inference import AUTO, DEFAULT_OVERLAP, Restorer, add_network_flags, open_restorer
 from engine.preflight import USER_ERRORS, UsageError
 from quickstart import build_parser as quickstart_parser
+from utils import signals
 from utils.cli_options import RECOGNIZER, add_checkpoint_option, new_parser
 from utils.image_io import ImageReadError, image_size, read_rgb, write_png
+from utils.serve_address import address_problem
+from utils.signals import run_stoppable
 from utils.tasks import TASKS, degradation_choices
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio's import: no telemetry, no version check
@@ -159,8 +160,19 @@ def build_app(restorer: Restorer, examples: list[Path], work_dir: Path, source: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Serve the page until stopped: exit 2 with one line for a bad flag, address or checkpoint (the address is
+    checked before the model is loaded), 130/143/129 for Ctrl-C, SIGTERM, SIGHUP (``utils.signals``), each
+    removing the app's temporary folder."""
+    return run_stoppable(lambda: serve(build_parser().parse_args(argv)))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Check, load, serve (:func:`main`)."""
     quiet_expected_notices()
+    unusable = address_problem(args.host, args.port)
+    if unusable is not None:
+        print(f"error: {unusable}", file=sys.stderr)
+        return 2
     if args.ckpt is None:
         if not DEFAULT_CKPT.is_file():
             print(f"error: no --ckpt given and no {DEFAULT_CKPT}; run python quickstart.py (a few minutes on a CPU) "
@@ -173,8 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     work_dir = Path(tempfile.mkdtemp(prefix="dfpir-app-"))
-    atexit.register(shutil.rmtree, work_dir, ignore_errors=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as Ctrl-C does: the temporary folder goes
+    try:
+        return _serve_from(args, restorer, work_dir)
+    finally:  # whatever ended the app: an error, or a signal (Gradio's server swallows the KeyboardInterrupt)
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _serve_from(args: argparse.Namespace, restorer: Restorer, work_dir: Path) -> int:
+    """Build the page on ``restorer`` with its files in ``work_dir`` and serve it until a signal stops it."""
     os.environ["GRADIO_TEMP_DIR"] = str(work_dir / "gradio")  # uploads and served files
     data_root = QUICKSTART / "data"
     if not (data_root / "test").is_dir():
@@ -186,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     page.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, share=False,
                 ssr_mode=False, mcp_server=False, pwa=False, footer_links=[], enable_monitoring=False,
                 show_error=False)
-    return 0
+    stop = signals.received()
+    return 0 if stop is None else signals.report(stop, f"the temporary folder {work_dir} is removed")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from data.placement import deduplicate, place
 from utils.cli_options import NUM_WORKERS, PATCH_SIZE, add_name_lists_option, new_parser
 from utils.outputs import OutputError, check_output_dir
 from utils.run_lock import LockError, RunLock
+from utils.signals import run_stoppable
 from utils.tasks import DATASETS, SETTINGS, TASKS, Download
 
 CHECK_SETTING = "5D"
@@ -130,7 +131,13 @@ def _refuse_overlap(out: Path, flag: str, download: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Find, place, check; exit 0 when everything placed passed the check, 1 when problems remain
     (conflicts, unpaired images, a failed check), 2 for a download that cannot be used as given, a
-    target that cannot be written, or a target another run is preparing."""
+    target that cannot be written, or a target another run is preparing; 130/143/129 when stopped by Ctrl-C,
+    SIGTERM, SIGHUP (``utils.signals``: what was placed stays, and a rerun keeps it)."""
+    return run_stoppable(lambda: _prepare(argv))
+
+
+def _prepare(argv: list[str] | None) -> int:
+    """Parse, check, find, place and check (:func:`main`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     chosen = [(d, getattr(args, d.flag)) for d in downloads() if getattr(args, d.flag) is not None]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from net.checkpoint import Checkpoint
 from net.prompts import PromptTable, build_prompt_table
 from net.recognizer import DegradationRecognizer, load_recognizer
 from net.speed import prepare_for_speed, use_compile_cache
+from utils import signals
 
 
 def accelerator(device: str) -> str:
@@ -119,13 +119,14 @@ def is_out_of_memory(err: BaseException) -> bool:
 def run_cli(run: Callable[[], int], out_of_memory_hint: str) -> int:
     """The entry points' wrapper: quiet the expected notices, call run(), and turn a user's mistake
     into a one-line message and exit status 2 (an out-of-memory error too, with
-    ``out_of_memory_hint``: what to change). Ctrl-C outside Lightning's loops ends with status 130."""
+    ``out_of_memory_hint``: what to change). Ctrl-C, SIGTERM and SIGHUP end it with one line and status
+    130, 143, 129 (``utils.signals``)."""
     quiet_expected_notices()
+    signals.install()
     try:
         return run()
-    except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C)", file=sys.stderr)
-        return 128 + signal.SIGINT
+    except KeyboardInterrupt as stop:
+        return signals.report(stop)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

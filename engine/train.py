@@ -48,6 +48,7 @@ from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.registry import NetworkSpec, resolve_network
 from options import build_train_parser, dataset_paths, parse_devices
+from utils import signals
 from utils.run_lock import LockError, RunLock
 from utils.tasks import SETTINGS
 
@@ -275,12 +276,13 @@ def _checked_train(args, setting: str, paths, resume: Path | None, source: Check
     # Resuming loads only tensors and plain types (weights_only=True) where Lightning takes the argument (2.6).
     safe_load = {"weights_only": True} if "weights_only" in inspect.signature(trainer.fit).parameters else {}
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, **safe_load)
-    except SystemExit:  # Lightning's way out after Ctrl-C (exit 1) and SIGTERM (exit 0): both stop the run
+        with signals.lightning_owns_sigterm():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, **safe_load)
+    except SystemExit:  # Lightning's way out after Ctrl-C or SIGHUP (exit 1) and SIGTERM (exit 0): each stops the run
         if isinstance(last.stopped_by, SIGTERMException):
             return 128 + signal.SIGTERM
         if isinstance(last.stopped_by, KeyboardInterrupt):
-            return 128 + signal.SIGINT
+            return signals.exit_status(last.stopped_by)
         raise
     if trainer.is_global_zero:
         print(f"checkpoints: {ckpt_dir}/ (last: {ckpt_dir / LAST})")

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -16,6 +21,7 @@ from PIL import Image
 from test_prepare import ARCHIVE_FOLDERS, DOWNLOADS, NAME_LISTS, make_tree
 
 import demo
+import quickstart
 from data import prepare
 from data.check import check_data
 from data.layouts import DataError, DatasetPaths
@@ -24,6 +30,8 @@ from net import hub
 from net.prompts import PromptTable, prompt_list
 from net.registry import create_model
 from utils.image_io import ImageReadError, image_size, read_rgb
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def snapshot(*folders: Path) -> dict[str, object]:
@@ -269,3 +277,110 @@ def test_a_decompression_bomb_is_named_by_its_size_not_by_pil(tmp_path, monkeypa
         text = str(refused.value)
         assert "larger than the 32 pixels this program decodes" in text and "Scale it down" in text
         assert "DOS attack" not in text and "re-download" not in text
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 5: every quick start flag checked before anything is written
+
+
+@pytest.mark.parametrize("flags, message", [(["--steps", "0"], "error: --steps 0: must be 1 or more"),
+                                            (["--steps", "-3"], "error: --steps -3: must be 1 or more")])
+def test_quickstart_checks_its_flags_before_writing(tmp_path, monkeypatch, capsys, flags, message):
+    def reached(*args, **kwargs):
+        raise AssertionError("the quick start started working instead of refusing")
+    for stage in ("make_sample_dataset", "train", "evaluate", "mark_folder"):
+        monkeypatch.setattr(quickstart, stage, reached)
+    assert quickstart.main(["--out", str(tmp_path / "qs"), *flags]) == 2
+    assert one_line(capsys.readouterr().err).startswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 6: app.py checks its address before loading the model
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--port", "99999"], "error: --port 99999: not a TCP port; choose one from 1 to 65535"),
+    (["--port", "0"], "error: --port 0: not a TCP port"),
+    (["--host", "foo.invalid"], "error: --host foo.invalid: cannot be resolved to an address of this machine"),
+    (["--host", "192.0.2.1"], "error: --host 192.0.2.1: not an address of this machine"),
+    (["--port", "BUSY"], "error: --port BUSY: already in use on 127.0.0.1"),
+])
+def test_app_checks_host_and_port_before_loading_the_model(tmp_path, monkeypatch, capsys, busy_port, flags, message):
+    app = pytest.importorskip("app")
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the app loaded the model before checking its address")
+    monkeypatch.setattr(app, "open_restorer", reached)
+    flags = [str(busy_port) if flag == "BUSY" else flag for flag in flags]
+    before = snapshot(tmp_path)
+    assert app.main(["--ckpt", str(tmp_path / "model"), *flags]) == 2
+    assert one_line(capsys.readouterr().err).startswith(message.replace("BUSY", str(busy_port)))
+    assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# Cases 8 and 15: one signal policy (utils/signals.py): 130/143/129, one line, temporary files removed
+
+
+def _wait_for(process: subprocess.Popen, text: str, timeout: float = 240) -> list[str]:
+    """Lines of ``process``'s stdout (stderr merged) up to the first one holding ``text``."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    process.kill()
+    pytest.fail(f"no {text!r} in:\n" + "".join(lines))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_a_training_starts_ends_it_with_one_line(data_root, tmp_path, tiny_train_args, signum):
+    """Sent while the script still imports torch and Lightning (the first second), or during the data check."""
+    process = subprocess.Popen(
+        [sys.executable, "train_3D_DFPIR.py", "--data_root", str(data_root), "--ckpt_dir", str(tmp_path / "run"),
+         *tiny_train_args, "--de_type", "dehaze", "--val_every", "0", "--max_steps", "1000"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    process.send_signal(signum)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail("not stopped:\n" + err[-3000:])
+    assert process.returncode == 128 + signum, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("stopped by "), err
+
+
+def test_the_app_ended_by_sighup_removes_its_temporary_folder(tmp_path):
+    pytest.importorskip("gradio")
+    torch.manual_seed(0)
+    net = create_model("tiny")
+    net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
+    net.save_pretrained(tmp_path / "hub")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--ckpt", str(tmp_path / "hub"), "--port",
+                                str(port), "--device", "cpu"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines = _wait_for(process, "Running on")
+    work_dir = Path(next(line for line in lines if line.startswith("temporary folder:")).split(": ", 1)[1].strip())
+    assert work_dir.is_dir()
+    process.send_signal(signal.SIGHUP)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGHUP, out
+    assert "Traceback" not in out and f"stopped by SIGHUP (the terminal closed); the temporary folder {work_dir}" in out
+    assert not work_dir.exists()
