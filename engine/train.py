@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -49,6 +50,7 @@ from net.prompts import load_prompt_file, prompt_list
 from net.registry import NetworkSpec, resolve_network
 from options import build_train_parser, dataset_paths, parse_devices
 from utils import signals
+from utils.precision import precision_problem
 from utils.run_lock import LockError, RunLock
 from utils.tasks import SETTINGS
 
@@ -133,6 +135,7 @@ def _preflight(args, setting: str) -> tuple[Path | None, Checkpoint | None, Chec
     setting_defaults = {"val_every": SETTINGS[setting].val_every}
     option_sources = network.recipe.fill_defaults(args, setting_defaults) if network is not None else {}
     checks.add(flag_problems(TrainFlags.of(args), network))
+    checks.add(precision_problem(args.precision, args.device, torch.cuda.is_available()))
     if source is not None:
         checks.add(resume_config_problems(args, setting, source))
     if args.prompt_embeddings and network is not None and network.uses_text_prompts and \

@@ -26,6 +26,7 @@ from data import prepare
 from data.check import check_data
 from data.layouts import DataError, DatasetPaths
 from engine.evaluate import main as evaluate_main
+from engine.train import main as train_main
 from net import hub
 from net.prompts import PromptTable, prompt_list
 from net.registry import create_model
@@ -384,3 +385,19 @@ def test_the_app_ended_by_sighup_removes_its_temporary_folder(tmp_path):
     assert process.returncode == 128 + signal.SIGHUP, out
     assert "Traceback" not in out and f"stopped by SIGHUP (the terminal closed); the temporary folder {work_dir}" in out
     assert not work_dir.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 11: a precision that cannot run as asked is refused (what a checkpoint records is what ran)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="float16 mixed precision runs on this machine's GPU")
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_float16_mixed_precision_without_a_gpu_is_refused(data_root, tmp_path, capsys, tiny_train_args, device):
+    run = tmp_path / "run"
+    assert train_main("3D", ["--data_root", str(data_root), "--ckpt_dir", str(run), *tiny_train_args,
+                             "--de_type", "dehaze", "--val_every", "0", "--max_steps", "1", "--precision", "16-mixed",
+                             "--device", device]) == 2
+    message = one_line(capsys.readouterr().err)
+    assert message.startswith("error: --precision 16-mixed: float16 mixed precision runs on a CUDA GPU only")
+    assert "use --precision bf16-mixed or 32" in message and not run.exists()
