@@ -26,6 +26,7 @@ from tqdm import tqdm
 from engine.common import TILE_HINT, is_out_of_memory, prompt_table_for, recognizer_for, run_cli
 from engine.inference import Restorer, add_network_flags, inference_device
 from engine.preflight import DemoFlags, Preflight, UsageError, flag_problems, same_file, writable_dir
+from engine.unused_options import note_unused_recognition
 from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
@@ -111,16 +112,17 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
     auto = args.degradation == "auto"
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
-    checks.add(flag_problems(DemoFlags.of(args), network))  # --recognizer refused for a network without text prompts
+    checks.add(flag_problems(DemoFlags.of(args), network))
     blind = network is not None and not network.uses_text_prompts
-    if blind:
+    if blind:  # options it does not use are noted, never refused (engine/unused_options.py)
         print(f"note: {network.describe()} is blind (it takes no text prompts): it restores whatever degradation "
               f"an image has, and --degradation {args.degradation} is not used", file=sys.stderr)
+        note_unused_recognition(args, network)
     elif auto != (args.recognizer is not None):
         checks.add("--degradation auto needs --recognizer FILE (train one with: python train_recognizer.py)"
                    if auto else "--recognizer is used with --degradation auto")
     recognizer = None
-    if auto and args.recognizer is not None and checkpoint is not None:
+    if auto and args.recognizer is not None and checkpoint is not None and not blind:
         recognizer = checks.run(recognizer_for, args.recognizer, None, checkpoint)
     if args.prompt_embeddings and not blind and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))

@@ -32,6 +32,7 @@ from engine.module import RestorationModule
 from engine.preflight import Preflight, TestFlags, UsageError, flag_problems, weights_fit, writable_dir
 from engine.report import CheckpointResults, method_name, with_average, write_comparison_results, write_results
 from engine.scoring import EvalOptions, ImageRecord
+from engine.unused_options import note_unused_recognition
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
@@ -147,10 +148,13 @@ def _preflight(args, setting: str, tasks: list[str],
         problems += flag_problems(TestFlags.of(args), network)
     checks.add(list(dict.fromkeys(problems)))  # the same flag problem once, whatever the number of networks
     recognizer = None
-    if args.blind and args.recognizer is not None:
-        for candidate in candidates:
+    for candidate in candidates:
+        note_unused_recognition(args, candidate.network)  # --blind applies to the networks with text prompts
+        if args.blind and args.recognizer is not None and candidate.network.uses_text_prompts:
             recognizer = checks.run(recognizer_for, args.recognizer, setting, candidate.checkpoint) or recognizer
-    if args.prompt_embeddings and (not candidates or any(c.checkpoint.prompt_table is None for c in candidates)):
+    # read where a network with text prompts would use it; for the others it is a note (engine.common.prompt_table_for)
+    if args.prompt_embeddings and (not candidates or any(c.network.uses_text_prompts and c.checkpoint.prompt_table
+                                                         is None for c in candidates)):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     unwritable = writable_dir(args.output_path, "output_path")
     checks.add(unwritable)
@@ -177,7 +181,7 @@ def build_module(args, setting: str, tasks: list[str], candidate: Candidate,
                                tasks, architecture=network.architecture)
     load_pretrained(module.net, checkpoint)
     apply_speed_options(module, args)
-    module.recognizer = recognizer
+    module.recognizer = recognizer if network.uses_text_prompts else None  # a blind network: a no-op (noted)
     return module, table.source
 
 

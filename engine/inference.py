@@ -19,6 +19,7 @@ import torch
 from data.transforms import to_tensor
 from engine.common import prompt_table_for, recognizer_for
 from engine.preflight import UsageError
+from engine.unused_options import note_unused_recognition
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import BACKENDS, PromptTable
 from net.recognizer import DegradationRecognizer
@@ -79,6 +80,7 @@ class Restorer:
         net = network.build()
         load_pretrained(net, checkpoint)
         self.net = prepare_for_speed(net).to(self.device).eval()  # the fast path, as evaluation runs it
+        self.network = network
         self.uses_text_prompts = network.uses_text_prompts  # False: blind, the degradation asked for is not used
         self.table = table
         self.recognizer = recognizer.to(self.device).eval() if recognizer is not None else None
@@ -139,10 +141,9 @@ def open_restorer(args: argparse.Namespace) -> Restorer:
     of :func:`add_network_flags`; every degradation it offers gets its prompt code (for the web app)."""
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
-    if args.recognizer is not None and not network.uses_text_prompts:
-        raise UsageError(f"--recognizer: {network.describe()} takes no text prompts (it is blind by construction), "
-                         "so a degradation recogniser does not apply to it; drop --recognizer")
-    model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
+    note_unused_recognition(args, network)
+    model = (recognizer_for(args.recognizer, None, checkpoint)
+             if args.recognizer is not None and network.uses_text_prompts else None)
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)

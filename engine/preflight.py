@@ -214,10 +214,6 @@ def flag_problems(flags: CheckedFlags, network: NetworkSpec | None = None, *, ze
         problems += tile_problems(tile, overlap, multiple)
     elif overlap is not None and overlap < 0:
         problems.append(_bad("tile_overlap", overlap, "must be 0 or more"))
-    if network is not None and not network.uses_text_prompts:
-        problems += [f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
-                     f"degradation recogniser does not apply to it; drop --{flag}"
-                     for flag in ("blind", "recognizer") if value(flag)]
     if value("device") == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda: PyTorch sees no CUDA device here; use --device cpu (or auto), or check "
                         "the CUDA build of PyTorch (python -c 'import torch; print(torch.cuda.is_available())')")

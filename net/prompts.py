@@ -43,7 +43,7 @@ import torch
 from net.dgpb import TEXT_DIM
 from utils.cli_options import add_overwrite_flag, add_prompt_options, new_parser
 from utils.outputs import OutputError, atomic_write, check_output
-from utils.safe_load import load_error_text
+from utils.safe_load import load_error_text, text_kind
 from utils.tasks import TASK_BY_ID, TASKS, prompt_set_names, prompts_of
 
 CLIP_MODEL = "ViT-B-32"
@@ -206,6 +206,11 @@ def load_prompt_file(path: str | Path, prompts: list[str]) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"prompt-table file {path} does not exist (make one with python -m net.prompts --export)")
+    with open(path, "rb") as file:
+        kind = text_kind(file.read(64))
+    if kind is not None:
+        raise PromptError(f"prompt-table file {path} is {kind}, not a file torch.save wrote; make one with "
+                          "python -m net.prompts --export FILE")
     try:
         table = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -29,6 +29,7 @@ from engine.evaluate import main as evaluate_main
 from engine.train import main as train_main
 from net import hub
 from net.prompts import PromptTable, prompt_list
+from net.recognizer import DegradationRecognizer, save_recognizer
 from net.registry import create_model
 from utils.image_io import ImageReadError, image_size, read_rgb
 
@@ -401,3 +402,56 @@ def test_float16_mixed_precision_without_a_gpu_is_refused(data_root, tmp_path, c
     message = one_line(capsys.readouterr().err)
     assert message.startswith("error: --precision 16-mixed: float16 mixed precision runs on a CUDA GPU only")
     assert "use --precision bf16-mixed or 32" in message and not run.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Cases 7 and 13: options a network does not use are noted, never refused
+
+
+@pytest.fixture(scope="module")
+def two_networks(tmp_path_factory) -> dict[str, Path]:
+    """A tiny DFPIR and a tiny PromptIR in this project's Lightning format, and a 3D recogniser."""
+    from test_compare import lightning_file
+    folder = tmp_path_factory.mktemp("two_networks")
+    save_recognizer(folder / "recognizer_3D.pt", DegradationRecognizer("3D").eval())
+    return {"dfpir": lightning_file(folder / "dfpir.ckpt", "tiny", 0),
+            "promptir": lightning_file(folder / "promptir.ckpt", "promptir_tiny", 1),
+            "recognizer": folder / "recognizer_3D.pt"}
+
+
+def test_a_prompt_file_for_promptir_is_noted_not_refused(two_networks, data_root, tmp_path, capsys):
+    text = tmp_path / "prompts.txt"
+    text.write_text("not a prompt table\n")
+    assert _evaluate(data_root, two_networks["promptir"], tmp_path / "out", "3D", "--tasks", "dehaze",
+                     "--prompt_embeddings", str(text)) == 0
+    err = capsys.readouterr().err
+    assert f"note: the network takes no text prompts; --prompt_embeddings {text} is not used" in err
+    assert "KeyError" not in err and "error:" not in err
+
+
+def test_a_text_file_as_a_prompt_file_is_named_as_such(two_networks, data_root, tmp_path, capsys):
+    """Where it is used (a DFPIR file without its own table), a text file is named, not a KeyError."""
+    text = tmp_path / "prompts.txt"
+    text.write_text("not a prompt table\n")
+    bare = tmp_path / "tiny.pt"
+    torch.save(create_model("tiny").state_dict(), bare)
+    assert _evaluate(data_root, bare, tmp_path / "out", "3D", "--tasks", "dehaze", "--prompt_embeddings", str(text),
+                     "--model", "tiny") == 2
+    err = capsys.readouterr().err
+    assert f"prompt-table file {text} is a text file (it starts with b'not a prompt table" in err
+    assert "KeyError" not in err
+
+
+def test_blind_dfpir_beside_promptir_in_one_run(two_networks, data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert evaluate_main("3D", ["--data_root", str(data_root), "--output_path", str(out), "--device", "cpu",
+                                "--num_workers", "0", "--no_save_images", "--tasks", "dehaze",
+                                "--ckpt", str(two_networks["dfpir"]), "--ckpt", str(two_networks["promptir"]),
+                                "--label", "dfpir", "--label", "promptir", "--blind",
+                                "--recognizer", str(two_networks["recognizer"])]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: promptir_tiny (promptir) takes no text prompts (it is blind by construction): --blind "
+                     "and --recognizer do not apply to it") == 1 and "error:" not in err
+    results = json.loads((out / "results.json").read_text())["checkpoints"]
+    assert "known" in results["dfpir"]["results"]["dehaze"]  # blind, beside its known-degradation score
+    assert "known" not in results["promptir"]["results"]["dehaze"]  # blind by construction

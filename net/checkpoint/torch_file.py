@@ -20,7 +20,7 @@ from net.checkpoint.record import (
     metadata_field,
 )
 from net.prompts import PromptError, PromptTable
-from utils.safe_load import unsafe_message
+from utils.safe_load import text_kind, unsafe_message
 
 ZIP_HEADER = b"PK\x03\x04"
 """How a zip archive (torch.save's format) starts; one that is cut short keeps it but loses its end."""
@@ -73,14 +73,7 @@ def _unreadable(path: Path, err: Exception) -> str:
         return (f"checkpoint {path} ({size:,} bytes) is truncated (an incomplete download or copy), not a PyTorch "
                 f"checkpoint that can be read: {kind}; fetch or copy it again")
     if not is_zip and not head.startswith(b"\x80"):  # neither torch.save's zip nor a pickle
-        text = head.lstrip().lower()
-        if text.startswith((b"<!doctype html", b"<html", b"<?xml")):
-            what = (f"an HTML page (it starts with {head[:24]!r}): a web page was saved instead of the file; "
-                    "download the file itself")
-        elif all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-            what = f"a text file (it starts with {head[:24]!r})"
-        else:
-            what = "neither a zip archive written by torch.save nor a pickle"
+        what = text_kind(head) or "neither a zip archive written by torch.save nor a pickle"
         return f"checkpoint {path} is not a PyTorch checkpoint: {what}"
     unsafe = unsafe_message(f"checkpoint {path}", err)
     if unsafe is not None:
