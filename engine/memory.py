@@ -25,13 +25,14 @@ import torch
 
 from net.registry import NetworkSpec
 
-BYTES_PER_PIXEL: dict[str, int] = {
-    "paper": 0,
-    "tiny": 0,
-    "promptir": 0,
-    "promptir_tiny": 0,
+BYTES_PER_PIXEL: dict[str, int] = {  # python -m engine.memory, 2026-12-06, 2-core CPU, one thread, PyTorch 2.14
+    "paper": 13_968,  # 128x128: 13,968; 256x256: 9,595
+    "tiny": 3_276,  # 128x128: 3,276; 256x256: 3,071
+    "promptir": 13_767,  # 128x128: 13,767; 256x256: 10,254
+    "promptir_tiny": 4_262,  # 128x128: 3,690; 256x256: 4,262
 }
-"""Measured peak bytes per input pixel of a whole-image restoration on the CPU, by model name (net.registry.MODELS)."""
+"""Measured peak bytes per input pixel of a whole-image restoration on the CPU, by model name (net.registry.MODELS):
+the larger of the two sizes' figures."""
 
 UNKNOWN_BYTES_PER_PIXEL = max(BYTES_PER_PIXEL.values())
 """For a network of a custom configuration: the largest figure measured."""

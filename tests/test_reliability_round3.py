@@ -26,11 +26,12 @@ from data import prepare
 from data.check import check_data
 from data.layouts import DataError, DatasetPaths
 from engine.evaluate import main as evaluate_main
+from engine.memory import BYTES_PER_PIXEL, bytes_per_pixel
 from engine.train import main as train_main
 from net import hub
 from net.prompts import PromptTable, prompt_list
 from net.recognizer import DegradationRecognizer, save_recognizer
-from net.registry import create_model
+from net.registry import NetworkSpec, create_model
 from utils.image_io import ImageReadError, image_size, read_rgb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -455,3 +456,54 @@ def test_blind_dfpir_beside_promptir_in_one_run(two_networks, data_root, tmp_pat
     results = json.loads((out / "results.json").read_text())["checkpoints"]
     assert "known" in results["dfpir"]["results"]["dehaze"]  # blind, beside its known-degradation score
     assert "known" not in results["promptir"]["results"]["dehaze"]  # blind by construction
+
+
+# --------------------------------------------------------------------------------------------------
+# Case 12, case 14 (the app's messages) and the memory risk: the page shaped by the network
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    return pytest.importorskip("app")
+
+
+def _restorer(model: str, tmp_path: Path):
+    from argparse import Namespace
+
+    from engine.inference import open_restorer
+    bare = tmp_path / f"{model}.pt"
+    torch.save(create_model(model).state_dict(), bare)
+    return open_restorer(Namespace(ckpt=str(bare), model=model, recognizer=None, device="cpu", prompt_set="detailed",
+                                   prompt_embeddings=None, prompt_backend="offline"))
+
+
+def test_the_page_offers_no_degradation_choice_for_a_blind_network(app_module, tmp_path):
+    blind = app_module.degradation_note(_restorer("promptir_tiny", tmp_path))
+    assert "is blind (it takes no text prompts)" in blind and "--recognizer" not in blind
+    assert "--recognizer FILE" in app_module.degradation_note(_restorer("tiny", tmp_path))
+
+
+def test_the_app_names_its_own_tiling_control_and_an_oversized_image(app_module, tmp_path, monkeypatch):
+    handler = app_module.App(_restorer("tiny", tmp_path), tmp_path / "results")
+    assert app_module.problem(torch.OutOfMemoryError("CUDA out of memory"), None) == (
+        "out of memory; set Tiling to auto or on (a smaller Tile size takes less memory)")
+    bomb = _photo(tmp_path / "bomb.png", (64, 64))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels > 2 x 1000: PIL's bomb guard
+    *_, status = handler.restore(str(bomb), "rain", "auto", 512, 32)
+    assert "bomb.png is too large to decode safely" in status and "DOS" not in status and "--tile" not in status
+
+
+def test_tiling_off_is_limited_by_the_measured_memory_per_pixel(app_module, tmp_path, monkeypatch):
+    restorer = _restorer("tiny", tmp_path)
+    assert bytes_per_pixel(restorer.network) == BYTES_PER_PIXEL["tiny"]
+    assert bytes_per_pixel(NetworkSpec("dfpir", {**restorer.network.config, "dim": 12}, "custom")) == max(
+        BYTES_PER_PIXEL.values())
+    monkeypatch.setattr(app_module, "available_memory", lambda device: 1000 * BYTES_PER_PIXEL["tiny"])
+    handler = app_module.App(restorer, tmp_path / "results")
+    assert handler.untiled_limit == 1000
+    image = _photo(tmp_path / "photo.png", (32, 40))  # 1280 pixels > 1000
+    pair, _, png, status = handler.restore(str(image), "rain", "off", 512, 32)
+    assert pair is None and png is None and "restored whole (Tiling off) it would need more memory" in status
+    assert "set Tiling to auto or on" in status
+    pair, *_ = handler.restore(str(image), "rain", "on", 16, 4)  # tiled, it restores
+    assert pair is not None
