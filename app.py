@@ -211,13 +211,17 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     work_dir = Path(tempfile.mkdtemp(prefix="dfpir-app-"))
     try:
-        return _serve_from(args, restorer, work_dir)
-    finally:  # whatever ended the app: an error, or a signal (Gradio's server swallows the KeyboardInterrupt)
+        stop = _serve_from(args, restorer, work_dir)
+    except KeyboardInterrupt as interrupted:  # a signal before the server runs
+        stop = interrupted
+    finally:  # whatever ended the app: an error or a signal
         shutil.rmtree(work_dir, ignore_errors=True)
+    return 0 if stop is None else signals.report(stop, f"its temporary folder {work_dir} was removed")
 
 
-def _serve_from(args: argparse.Namespace, restorer: Restorer, work_dir: Path) -> int:
-    """Build the page on ``restorer`` with its files in ``work_dir`` and serve it until a signal stops it."""
+def _serve_from(args: argparse.Namespace, restorer: Restorer, work_dir: Path) -> KeyboardInterrupt | None:
+    """Build the page on ``restorer`` with its files in ``work_dir`` and serve it until a signal stops it; the
+    signal (Gradio's server takes the KeyboardInterrupt it raises, ``utils.signals.received`` keeps it)."""
     os.environ["GRADIO_TEMP_DIR"] = str(work_dir / "gradio")  # uploads and served files
     data_root = QUICKSTART / "data"
     if not (data_root / "test").is_dir():
@@ -229,8 +233,7 @@ def _serve_from(args: argparse.Namespace, restorer: Restorer, work_dir: Path) ->
     page.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, share=False,
                 ssr_mode=False, mcp_server=False, pwa=False, footer_links=[], enable_monitoring=False,
                 show_error=False)
-    stop = signals.received()
-    return 0 if stop is None else signals.report(stop, f"the temporary folder {work_dir} is removed")
+    return signals.received()
 
 
 if __name__ == "__main__":
