@@ -127,10 +127,9 @@ def _preflight(args) -> tuple[list[Path], Checkpoint, NetworkSpec, DegradationRe
     if args.prompt_embeddings and not blind and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     images = checks.run(input_images, Path(args.input)) or []
-    if not args.skip_errors:  # --skip_errors skips unreadable images as it meets them
-        for image in images:  # the header of each first (cheap), then a full decode: none fails after a write
-            if checks.run(image_size, image) is not None:
-                checks.run(decodable, image)
+    if not args.skip_errors:  # headers only here (fully decoded by run(), after the weights are checked);
+        for image in images:  # --skip_errors skips unreadable images as it meets them
+            checks.run(image_size, image)
     # a folder that cannot be written is one problem, not one per output file
     checks.add(writable_dir(args.output_dir, "output_dir")
                or output_problems(images, Path(args.output_dir), args.compare, args.overwrite))
@@ -146,7 +145,12 @@ def run(argv: list[str] | None) -> int:
     else:
         tasks = recognizer.task_names if recognizer else [degradation_choices()[args.degradation]]
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
-    restorer = Restorer(checkpoint, network, table, recognizer, inference_device(args.device))
+    restorer = Restorer(checkpoint, network, table, recognizer, inference_device(args.device))  # weights fit
+    if not args.skip_errors:  # every input decodes before the first restoration: none fails after a write
+        checks = Preflight()
+        for image in images:
+            checks.run(decodable, image)
+        checks.raise_if_any()
     out_dir = Path(args.output_dir)
     skipped: list[str] = []
     written = 0
