@@ -122,17 +122,19 @@ def run_cli(run: Callable[[], int], out_of_memory_hint: str) -> int:
     ``out_of_memory_hint``: what to change). Ctrl-C, SIGTERM and SIGHUP end it with one line and status
     130, 143, 129 (``utils.signals``)."""
     quiet_expected_notices()
-    signals.install()
-    try:
-        return run()
-    except KeyboardInterrupt as stop:
-        return signals.report(stop)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:
-        if not is_out_of_memory(err):
-            raise
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: out of memory ({first_line[:160]}); {out_of_memory_hint}", file=sys.stderr)
-        return 2
+
+    def checked() -> int:
+        try:
+            return run()
+        except USER_ERRORS as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except Exception as err:
+            if not is_out_of_memory(err):
+                raise
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"error: out of memory ({first_line[:160]}); {out_of_memory_hint}", file=sys.stderr)
+            return 2
+
+    return signals.run_stoppable(checked)
+

@@ -34,7 +34,8 @@ class Stopped(KeyboardInterrupt):
 
 
 _received: list[int] = []
-"""The signals received since :func:`install`, for code whose callee swallows the KeyboardInterrupt (a server)."""
+"""The signals received during the current command, for code whose callee swallows the KeyboardInterrupt (a server,
+a library's bare ``except:`` while it loads): the command still stops, at its next check."""
 
 
 def _raise_stopped(signum: int, frame) -> None:
@@ -43,13 +44,13 @@ def _raise_stopped(signum: int, frame) -> None:
 
 
 def received() -> Stopped | None:
-    """The first signal of the policy received since :func:`install` (as a :class:`Stopped`), None if none was."""
+    """The first signal of the policy received during the current command (as a :class:`Stopped`), None if none
+    was."""
     return Stopped(_received[0]) if _received else None
 
 
 def install() -> None:
     """From now on each signal of :data:`NAMES` raises :class:`Stopped` in the main thread (no-op elsewhere)."""
-    _received.clear()
     with contextlib.suppress(ValueError):  # signal.signal works in the main thread only
         for signum in NAMES:
             signal.signal(signum, _raise_stopped)
@@ -73,12 +74,18 @@ def report(stop: KeyboardInterrupt, what: str = "") -> int:
 
 
 def run_stoppable(run: Callable[[], int]) -> int:
-    """run() under the policy: its exit status, or the stopping signal's (with its one line)."""
+    """run() under the policy: its exit status, or the stopping signal's (with its one line); a signal received
+    before (while the command's imports loaded, and swallowed there) stops it before it starts."""
     install()
     try:
+        pending = received()
+        if pending is not None:
+            return report(pending)
         return run()
     except KeyboardInterrupt as stop:
         return report(stop)
+    finally:
+        _received.clear()  # the next command (in the same process: tests) starts clean
 
 
 @contextlib.contextmanager
@@ -90,6 +97,9 @@ def exit_on_signals() -> Iterator[None]:
         yield
     except KeyboardInterrupt as stop:
         raise SystemExit(report(stop)) from None
+    pending = received()
+    if pending is not None:  # raised inside a library that swallowed it
+        raise SystemExit(report(pending))
 
 
 @contextlib.contextmanager
