@@ -220,7 +220,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
         save_dir = None if args.no_save_images else output / candidate.label if several else output
         module.eval_options = EvalOptions(save_dir, args.tile, args.tile_overlap)
         print(f"checkpoint: {candidate.path} ({candidate.checkpoint.format} format); prompts: {prompt_source}"
-              + (f"; blind: degradations recognised by {args.recognizer}" if recognizer else ""))
+              + (f"; blind: degradations recognised by {args.recognizer}" if module.recognizer else ""))
         trainer = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
                             enable_checkpointing=False, enable_model_summary=False)
         caption = candidate.label if several else (args.label or [method_name(candidate.network.architecture)])[0]
@@ -229,7 +229,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
             trainer.test(module, dataloaders=loader, verbose=False)
             scored[task] = module.eval_results[task]
             figure = figures.setdefault(task, ComparisonFigure(loader.dataset, module.eval_records))
-            figure.add(caption, module, module.eval_records, device, _predicted_note if recognizer else None)
+            figure.add(caption, module, module.eval_records, device, _predicted_note if module.recognizer else None)
             name = figure.save(output)
             if name is not None:
                 figure_names[task] = name
