@@ -37,6 +37,7 @@ from engine.preflight import (
     writable_dir,
 )
 from engine.prompt_tables import prompt_table_for
+from engine.unused_options import note_unused_recognition
 from net.checkpoint import Checkpoint, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
@@ -86,6 +87,15 @@ def input_images(path: Path) -> list[Path]:
     raise UsageError(f"--input {path} does not exist")
 
 
+def decodable(image: Path) -> None:
+    """ImageReadError (naming the file and the rerun that skips it) if ``image`` does not decode fully; the pixels
+    are dropped, so a folder is checked in the memory of one image."""
+    try:
+        read_rgb(image, exif_orientation=True)
+    except ImageReadError as err:
+        raise ImageReadError(f"{err} Or pass --skip_errors to restore the other images.") from err
+
+
 def output_names(image: Path, compare: bool = False) -> list[str]:
     """The files the demo writes for one input image (``--compare`` adds the side-by-side figure)."""
     return [f"{image.stem}.png"] + ([f"{image.stem}_compare.png"] if compare else [])
@@ -129,22 +139,23 @@ def _preflight(argv: list[str] | None) -> tuple[DemoConfig, list[Path], Checkpoi
     auto = args.degradation == "auto"
     checkpoint = checks.run(read_checkpoint, args.ckpt)
     network = checks.run(resolve_network, args.model, checkpoint)
-    checks.add(network_problems(args, network))  # --recognizer refused for a network without text prompts
+    checks.add(network_problems(args, network))
     blind = network is not None and not network.uses_text_prompts
-    if blind:
+    if blind:  # options it does not use are noted, never refused (engine/unused_options.py)
         print(f"note: {network.describe()} is blind (it takes no text prompts): it restores whatever degradation "
               f"an image has, and --degradation {args.degradation} is not used", file=sys.stderr)
+        note_unused_recognition(args, network)
     elif auto != (args.recognizer is not None):
         checks.add("--degradation auto needs --recognizer FILE (train one with: python train_recognizer.py)"
                    if auto else "--recognizer is used with --degradation auto")
     recognizer = None
-    if auto and args.recognizer is not None and checkpoint is not None:
+    if auto and args.recognizer is not None and checkpoint is not None and not blind:
         recognizer = checks.run(recognizer_for, args.recognizer, None, checkpoint)
     if args.prompt_embeddings and not blind and (checkpoint is None or checkpoint.prompt_table is None):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     images = checks.run(input_images, Path(args.input)) or []
-    if not args.skip_errors:  # headers only here; --skip_errors skips unreadable images as it meets them
-        for image in images:
+    if not args.skip_errors:  # headers only here (fully decoded by run(), after the weights are checked);
+        for image in images:  # --skip_errors skips unreadable images as it meets them
             checks.run(image_size, image)
     # a folder that cannot be written is one problem, not one per output file
     checks.add(writable_dir(args.output_dir, "output_dir")
@@ -164,15 +175,22 @@ def run(argv: list[str] | None) -> int:
         tasks = recognizer.task_names if recognizer else [degradation_choices()[args.degradation]]
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)
     restorer = Restorer(checkpoint, network, table, recognizer, resolve_device(args.device))
+    if not args.skip_errors:  # every input decodes before the first restoration: none fails after a write
+        checks = Preflight()
+        for image in images:
+            checks.run(decodable, image)
+        checks.raise_if_any()
     out_dir = Path(args.output_dir)
     skipped: list[str] = []
+    written = 0
     for path in tqdm(images, desc=f"restoring ({args.degradation})", unit="image"):
+        rerun = (f"; {written} image(s) are already in {out_dir}: add --overwrite to the rerun" if written else "")
         try:
             image = read_rgb(path, exif_orientation=True)
             result = restorer.restore(image, args.degradation, args.tile, args.tile_overlap)
         except ImageReadError as err:
             if not args.skip_errors:
-                raise ImageReadError(f"{err} (or pass --skip_errors to go on with the other images)") from err
+                raise ImageReadError(f"{err} (or pass --skip_errors to go on with the other images{rerun})") from err
             skipped.append(str(err))
             continue
         except Exception as err:
@@ -180,7 +198,7 @@ def run(argv: list[str] | None) -> int:
                 raise
             problem = f"{path}: out of memory; {TILE_HINT}"
             if not args.skip_errors:
-                raise UsageError(f"{problem} (or pass --skip_errors to go on with the other images)") from err
+                raise UsageError(f"{problem} (or pass --skip_errors to go on with the other images{rerun})") from err
             skipped.append(problem)
             if restorer.device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -189,6 +207,7 @@ def run(argv: list[str] | None) -> int:
             tqdm.write(f"{path.name}: {result.degradation} (probability {max(result.probabilities.values()):.2f})")
         restored_name, *compare_name = output_names(path, args.compare)
         write_png(out_dir / restored_name, result.image)
+        written += 1
         if compare_name:
             row = FigureRow(path.name, [Panel(image / 255.0, "input"),
                                         Panel(result.image / 255.0, f"restored ({result.degradation})")])

@@ -168,6 +168,9 @@ class EvalConfig(TilingOptions, ModelOption, RecognizerOption, HardwareOptions, 
                                   f"config.yaml (default: outputs/<network>_{context['setting']}, named after the "
                                   f"network once it is known: outputs/DFPIR_{context['setting']} ...)")
     no_save_images: bool = opt("--no_save_images", default=False, help="do not write restored PNGs")
+    allow_untrained_tasks: bool = opt("--allow_untrained_tasks", default=False,
+                                      help="evaluate a checkpoint also on tasks its training run did not train on "
+                                      "(it records them); their rows are marked 'not trained on this task'")
     overwrite: bool = overwrite_option("the results.json, results.md, config.yaml, figures and restored images of an "
                                        "earlier run in --output_path")
     legacy_noise: bool = opt("--legacy_noise", default=False, help=_legacy_noise_help)

@@ -26,9 +26,11 @@ from engine.train import main as train
 from net.registry import DEFAULT_MODEL
 from net.run_options import ModelOption
 from utils.config import add_option, new_parser
+from utils.devices import device_problem
 from utils.outputs import OutputError, atomic_write, check_output_dir
 from utils.run_lock import LockError, RunLock
 from utils.run_options import DeviceOption
+from utils.signals import run_stoppable
 
 SETTING = "5D"  # all five degradations
 MARKER_NAME = "QUICKSTART.txt"
@@ -46,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(model=DEFAULT_MODEL)  # passed on to the training run, which starts from no checkpoint
     add_option(parser, DeviceOption, "device")
     return parser
+
+
+def flag_problems(args: argparse.Namespace) -> list[str]:
+    """Every flag of the quick start checked before anything is written (one line each, naming the quick start's
+    own flag, not the training flag it becomes); --out is :func:`check_out_dir`'s."""
+    problems = []
+    if args.steps < 1:
+        problems.append(f"--steps {args.steps}: must be 1 or more (the training steps of the quick start)")
+    problems += [p for p in [device_problem(args.device)] if p]
+    return problems
 
 
 def is_quickstart_folder(out: Path) -> bool:
@@ -80,9 +92,18 @@ def remove_own_entries(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the quick start; exit status 2 with one line if ``--out`` is refused or in use."""
-    args = build_parser().parse_args(argv)
+    """Run the quick start; exit status 2 with one line per problem if a flag is refused, or ``--out`` is refused or
+    in use, before anything is written; 130/143/129 when stopped by Ctrl-C, SIGTERM, SIGHUP (``utils.signals``)."""
+    return run_stoppable(lambda: _checked_run(build_parser().parse_args(argv)))
+
+
+def _checked_run(args: argparse.Namespace) -> int:
+    """Check every flag and --out, then run in the locked folder (:func:`main`)."""
     out = Path(args.out)
+    problems = flag_problems(args)
+    if problems:
+        print("\n".join(f"error: {problem}" for problem in problems), file=sys.stderr)
+        return 2
     try:
         check_out_dir(out)
         if not is_quickstart_folder(out):

@@ -7,7 +7,10 @@ Options: python test_3D_DFPIR.py --help; the evaluation run lives in engine/eval
 
 import sys
 
-from engine.evaluate import main
+from utils.signals import exit_on_signals
+
+with exit_on_signals():  # Ctrl-C, SIGTERM, SIGHUP while the imports load: one line, 130/143/129
+    from engine.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main("3D"))

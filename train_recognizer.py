@@ -7,7 +7,10 @@ Options: python train_recognizer.py --help; the training run lives in engine/rec
 
 import sys
 
-from engine.recognizer_training import main
+from utils.signals import exit_on_signals
+
+with exit_on_signals():  # Ctrl-C, SIGTERM, SIGHUP while the imports load: one line, 130/143/129
+    from engine.recognizer_training import main
 
 if __name__ == "__main__":
     sys.exit(main())

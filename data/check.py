@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from data.evalsets import duplicate_names
 from data.layouts import (
@@ -33,6 +33,7 @@ from data.layouts import (
     training_inputs,
     uses_authors_lists,
 )
+from data.overlap import overlap_problem, shared_files
 from data.transforms import CROP_BASE
 from utils.image_io import ImageReadError, parallel_map, read_rgb
 from utils.tasks import SETTINGS, TASKS
@@ -162,6 +163,11 @@ def _decode(path: str) -> _Decoded:
         return _Decoded(None, str(err))
 
 
+def _files(pairs: list[Pair]) -> list[Path]:
+    """Every file of ``pairs`` (degraded and clean), in order."""
+    return [path for pair in pairs for path in (pair.degraded, pair.clean) if path]
+
+
 def _size_problem(pair: Pair, shapes: dict[str, tuple[int, ...]], min_size: int, split: str) -> str | None:
     """Problem of a decoded pair: sizes that differ, or smaller than ``min_size`` after cropping to 16."""
     height, width = shapes[str(pair.clean)][:2]
@@ -194,7 +200,8 @@ def check_data(
     (the default; with one's own lists they are left out with a warning), images without their
     partner, unreadable or corrupt images (each decoded fully by ``num_workers`` threads), pairs
     of different sizes, training images smaller than ``patch_size`` and test images smaller than
-    16 pixels after cropping to a multiple of 16, test images sharing a name.
+    16 pixels after cropping to a multiple of 16, test images sharing a name, a test set sharing images
+    with the training set of its kind (:mod:`data.overlap`).
 
     Returns the report: one line per training task, one per training dataset against the paper's
     count (:class:`PaperCount`), then one per test task::
@@ -224,10 +231,13 @@ def check_data(
             problems += found_problems
             if split == "test":
                 problems += duplicate_names(found)
+    for (split, kind), found in pairs.items():
+        if split == "test" and ("train", kind) in pairs:
+            problem = overlap_problem(f"the {kind} test set", shared_files(_files(pairs["train", kind]), _files(found)),
+                                      len(_files(found)))
+            problems += [problem] if problem else []
 
-    files = list(dict.fromkeys(
-        str(path) for found in pairs.values() for pair in found for path in (pair.degraded, pair.clean) if path
-    ))
+    files = list(dict.fromkeys(str(path) for found in pairs.values() for path in _files(found)))
     shapes: dict[str, tuple[int, ...]] = {}
     decoded = parallel_map(_decode, files, num_workers, desc=f"decoding {len(files)} images")
     for path, outcome in zip(files, decoded, strict=True):

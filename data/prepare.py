@@ -26,11 +26,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from data.check import check_data
 from data.finders import SHOWN, ImageTree, PrepareError, find_download
 from data.layouts import DataError, DatasetPaths, task_folder
+from data.overlap import overlap_problem, shared_files
 from data.placement import deduplicate, place
 from data.run_options import NameListsOption, PatchSizeOption
 from utils.config import build_parser as build_config_parser
@@ -38,6 +39,7 @@ from utils.config import opt, read_command_line, resolve
 from utils.outputs import OutputError, check_output_dir
 from utils.run_lock import LockError, RunLock
 from utils.run_options import NumWorkersOption
+from utils.signals import run_stoppable
 from utils.tasks import DATASETS, SETTINGS, TASKS, Download
 
 CHECK_SETTING = "5D"
@@ -136,7 +138,13 @@ def _refuse_overlap(out: Path, flag: str, download: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Find, place, check; exit 0 when everything placed passed the check, 1 when problems remain
     (conflicts, unpaired images, a failed check), 2 for a download that cannot be used as given, a
-    target that cannot be written, or a target another run is preparing."""
+    target that cannot be written, or a target another run is preparing; 130/143/129 when stopped by Ctrl-C,
+    SIGTERM, SIGHUP (``utils.signals``: what was placed stays, and a rerun keeps it)."""
+    return run_stoppable(lambda: _prepare(argv))
+
+
+def _prepare(argv: list[str] | None) -> int:
+    """Parse, check, find, place and check (:func:`main`)."""
     parser = build_parser()
     args = resolve(PrepareConfig, read_command_line(parser, PrepareConfig, argv))
     chosen = [(d, args.downloads[d.flag]) for d in downloads() if args.downloads.get(d.flag) is not None]
@@ -145,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_dir(args.out)
         found = _find_downloads(parser, args.out, chosen)
+        _refuse_train_test_overlap(found)
         with RunLock(args.out, purpose="dataset folder --out"):
             return _place_and_check(args, found)
-    except (OutputError, LockError) as error:
+    except (OutputError, LockError, PrepareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -166,6 +175,25 @@ def _find_downloads(parser: argparse.ArgumentParser, out: Path, chosen: list[tup
     if errors:
         parser.error("\n".join(errors))
     return found
+
+
+def _refuse_train_test_overlap(found: list) -> None:
+    """PrepareError (one line) when a test set would share images with its training set (:mod:`data.overlap`):
+    the same folder given to a training and a test flag, through a link, or overlapping file sets."""
+    relative = DatasetPaths.from_root("")
+    for kind in DATASETS:
+        sides: dict[str, list[tuple[str, Path]]] = {"train": [], "test": []}
+        for download, folder, result in found:
+            for split, files in sides.items():
+                top = PurePosixPath(task_folder(kind, split, relative)[0].as_posix())
+                files += [(f"--{download.flag} {folder}", p.source) for p in result.placements
+                          if p.target.is_relative_to(top)]
+        shared = shared_files([path for _, path in sides["train"]], [path for _, path in sides["test"]])
+        if shared:
+            train_flag, test_flag = (dict((path, flag) for flag, path in sides[split])[path]
+                                     for split, path in zip(("train", "test"), shared[0], strict=True))
+            raise PrepareError(overlap_problem(f"the {kind} test set of {test_flag}", shared, len(sides["test"]),
+                                               f"the training set of {train_flag}") + "; nothing was placed")
 
 
 def _place_and_check(args: PrepareConfig, found: list) -> int:

@@ -96,5 +96,7 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float32 tensor in [0, 1] (x / 255, float32 arithmetic)."""
     if img.dtype != np.uint8 or img.ndim != 3:
         raise ValueError(f"to_tensor expects an (H, W, C) uint8 image, got {img.dtype} {img.shape}")
-    chw = np.ascontiguousarray(img.transpose(2, 0, 1))
+    # contiguous and writable: a transpose that is already contiguous (a 1x1 or 1-pixel-wide image) would be a view
+    # of a read-only decoded array, which torch.from_numpy warns about
+    chw = np.require(img.transpose(2, 0, 1), requirements=("C_CONTIGUOUS", "WRITEABLE"))
     return torch.from_numpy(chw).to(torch.float32).div_(255.0)

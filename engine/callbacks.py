@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from engine.preflight import UsageError
 from net.checkpoint import RUN_KEY
 from options import VAL_RULES
+from utils import signals
 
 LAST = "last.ckpt"
 
@@ -71,7 +72,8 @@ class LastCheckpoint(Callback):
         self.stopped_by = exception
         if self.write_failed:
             return
-        reason = "SIGTERM" if isinstance(exception, SIGTERMException) else type(exception).__name__
+        reason = ("SIGTERM" if isinstance(exception, SIGTERMException) else signals.NAMES[exception.signum]
+                  if isinstance(exception, signals.Stopped) else type(exception).__name__)
         if self.saved_step is None:  # before training (re)started: what last.ckpt holds is still the latest state
             if self.path.is_file():
                 print(f"\ntraining stopped ({reason}) before its first step; {self.path} is unchanged", file=sys.stderr)

@@ -4,7 +4,6 @@ out-of-memory error) into one line and exit status 2."""
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from collections.abc import Callable
 import torch
 
 from engine.preflight import USER_ERRORS
+from utils import signals
 
 
 class _NoAdverts(logging.Filter):
@@ -46,19 +46,21 @@ def is_out_of_memory(err: BaseException) -> bool:
 def run_cli(run: Callable[[], int], out_of_memory_hint: str) -> int:
     """The entry points' wrapper: quiet the expected notices, call run(), and turn a user's mistake
     into a one-line message and exit status 2 (an out-of-memory error too, with
-    ``out_of_memory_hint``: what to change). Ctrl-C outside Lightning's loops ends with status 130."""
+    ``out_of_memory_hint``: what to change). Ctrl-C, SIGTERM and SIGHUP end it with one line and status
+    130, 143, 129 (``utils.signals``)."""
     quiet_expected_notices()
-    try:
-        return run()
-    except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C)", file=sys.stderr)
-        return 128 + signal.SIGINT
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:
-        if not is_out_of_memory(err):
-            raise
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: out of memory ({first_line[:160]}); {out_of_memory_hint}", file=sys.stderr)
-        return 2
+
+    def checked() -> int:
+        try:
+            return run()
+        except USER_ERRORS as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except Exception as err:
+            if not is_out_of_memory(err):
+                raise
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"error: out of memory ({first_line[:160]}); {out_of_memory_hint}", file=sys.stderr)
+            return 2
+
+    return signals.run_stoppable(checked)

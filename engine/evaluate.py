@@ -27,6 +27,7 @@ import torch
 
 from data.check import check_data
 from data.datamodule import eval_loaders
+from data.layouts import task_folder
 from data.transforms import CROP_BASE
 from engine.cli import TILE_HINT, run_cli
 from engine.compare import FIGURE_NAME, ComparisonFigure
@@ -45,6 +46,7 @@ from engine.preflight import (
 from engine.prompt_tables import prompt_table_for
 from engine.report import CheckpointResults, with_average, write_results
 from engine.scoring import EvalOptions, ImageRecord
+from engine.unused_options import note_unused_recognition
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer
@@ -53,9 +55,12 @@ from net.registry import NetworkSpec, resolve_network
 from options import EvalConfig, build_test_parser, eval_setting_defaults
 from utils.config import CONFIG_NAME, resolve
 from utils.devices import device_problem, lightning_accelerator, resolve_device
-from utils.tasks import TASK_BY_ID
+from utils.outputs import check_separate_folders
+from utils.tasks import TASK_BY_ID, TASKS
 
 RESULT_FILES = ("results.json", "results.md")
+NOT_TRAINED = "not trained on this task"
+"""The mark of a result on a task the checkpoint's training run did not train on (--allow_untrained_tasks)."""
 
 
 @dataclass
@@ -114,6 +119,27 @@ def overwrite_problem(output: Path, tasks: list[str], folders: list[Path], overw
             "or choose another --output_path")
 
 
+def untrained_problem(path: str, checkpoint: Checkpoint, tasks: list[str], allowed: bool) -> str | None:
+    """The refusal (one line) of evaluating ``checkpoint`` on tasks its training run did not train on (its
+    scores there would stand beside the paper's as if trained), None if there are none or ``allowed``."""
+    untrained = checkpoint.untrained(tasks)
+    if not untrained or allowed:
+        return None
+    trained = checkpoint.trained_tasks
+    return (f"--ckpt {path} was trained on {' '.join(trained)} only, not on {' '.join(untrained)}; choose "
+            f"--tasks among those it was trained on, or pass --allow_untrained_tasks to score them anyway "
+            "(their rows are marked 'not trained on this task')")
+
+
+def mark_untrained(results: dict, untrained: list[str]) -> dict:
+    """``results`` (with its average) with each task of ``untrained`` marked (:data:`NOT_TRAINED`), and the
+    average too when it includes one."""
+    marked = {task: {**entry, "note": NOT_TRAINED} if task in untrained else entry for task, entry in results.items()}
+    if any(task in results for task in untrained):
+        marked["average"] = {**results["average"], "note": "includes tasks it was not trained on"}
+    return marked
+
+
 def default_output_path(network: NetworkSpec, setting: str) -> str:
     """--output_path when not given: named after the (first) checkpoint's network (outputs/DFPIR_3D)."""
     return f"outputs/{network.display_name}_{setting}"
@@ -130,6 +156,7 @@ def _preflight(setting: str, argv: list[str] | None) -> tuple[EvalConfig, list[C
     given = read_config(EvalConfig, build_test_parser(setting), argv, context, checks)
     setting_defaults = eval_setting_defaults(setting)
     args = resolve(EvalConfig, given, None, setting_defaults, context)
+    tasks = list(dict.fromkeys(args.tasks))
     if args.blind != (args.recognizer is not None):
         checks.add(f"--blind needs --recognizer FILE (train one with: python train_recognizer.py --setting {setting})"
                    if args.blind else "--recognizer is used with --blind; add --blind")
@@ -145,6 +172,7 @@ def _preflight(setting: str, argv: list[str] | None) -> tuple[EvalConfig, list[C
             candidate = Candidate(label, path, checkpoint, network)
             known = len(checks.problems)
             checks.run(weights_fit, network, checkpoint)  # before check_data decodes the test sets
+            checks.add(untrained_problem(path, checkpoint, tasks, args.allow_untrained_tasks))
             if len(checks.problems) == known:
                 candidates.append(candidate)
         problems += network_problems(args, network)
@@ -157,17 +185,24 @@ def _preflight(setting: str, argv: list[str] | None) -> tuple[EvalConfig, list[C
     if print_config_and_exit(args, given, checks, f"test_{setting}_DFPIR.py"):
         return None
     recognizer = None
-    if args.blind and args.recognizer is not None:
-        for candidate in candidates:
+    for candidate in candidates:
+        note_unused_recognition(args, candidate.network)  # --blind applies to the networks with text prompts
+        if args.blind and args.recognizer is not None and candidate.network.uses_text_prompts:
             recognizer = checks.run(recognizer_for, args.recognizer, setting, candidate.checkpoint) or recognizer
-    if args.prompt_embeddings and (not candidates or any(c.checkpoint.prompt_table is None for c in candidates)):
+    # read where a network with text prompts would use it; for the others a note (engine.prompt_tables)
+    if args.prompt_embeddings and (not candidates or any(c.network.uses_text_prompts and c.checkpoint.prompt_table
+                                                         is None for c in candidates)):
         checks.run(load_prompt_file, args.prompt_embeddings, prompt_list(args.prompt_set))
     unwritable = writable_dir(args.output_path, "output_path") if args.output_path else None
     checks.add(unwritable)
     if unwritable is None and labels is not None and args.output_path:
-        output = Path(args.output_path)
-        folders = [] if args.no_save_images else image_folders(output, list(dict.fromkeys(args.tasks)), labels)
-        checks.add(overwrite_problem(output, list(dict.fromkeys(args.tasks)), folders, args.overwrite))
+        output, paths = Path(args.output_path), args.dataset_paths()
+        folders = [] if args.no_save_images else image_folders(output, tasks, labels)
+        checks.add(overwrite_problem(output, tasks, folders, args.overwrite))
+        for folder in folders:  # restored images written into a test set would be read as its inputs next time
+            for task in tasks:
+                test_dir, flag = task_folder(TASKS[task].kind, "test", paths)
+                checks.run(check_separate_folders, ("--output_path's folder", folder), (f"--{flag}", test_dir))
     checks.raise_if_any()
     return args, candidates, recognizer
 
@@ -183,7 +218,7 @@ def build_module(args: EvalConfig, setting: str, tasks: list[str], candidate: Ca
                                tasks, architecture=network.architecture)
     load_pretrained(module.net, checkpoint)
     apply_speed_options(module, args)
-    module.recognizer = recognizer
+    module.recognizer = recognizer if network.uses_text_prompts else None  # a blind network: a no-op (noted)
     return module, table.source
 
 
@@ -225,7 +260,7 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
         save_dir = None if args.no_save_images else output / candidate.label if several else output
         module.eval_options = EvalOptions(save_dir, args.tile, args.tile_overlap)
         print(f"checkpoint: {candidate.path} ({candidate.checkpoint.format} format); prompts: {prompt_source}"
-              + (f"; blind: degradations recognised by {args.recognizer}" if recognizer else ""))
+              + (f"; blind: degradations recognised by {args.recognizer}" if module.recognizer else ""))
         trainer = L.Trainer(accelerator=lightning_accelerator(args.device), devices=1, precision="32", logger=False,
                             enable_checkpointing=False, enable_model_summary=False)
         caption = candidate.label if several else (args.label or [candidate.network.display_name])[0]
@@ -234,12 +269,13 @@ def evaluate(setting: str, argv: list[str] | None = None) -> int:
             trainer.test(module, dataloaders=loader, verbose=False)
             scored[task] = module.eval_results[task]
             figure = figures.setdefault(task, ComparisonFigure(loader.dataset, module.eval_records))
-            figure.add(caption, module, module.eval_records, device, _predicted_note if recognizer else None)
+            figure.add(caption, module, module.eval_records, device, _predicted_note if module.recognizer else None)
             name = figure.save(output)
             if name is not None:
                 figure_names[task] = name
             entry = CheckpointResults(candidate.label, candidate.path, candidate.network.architecture,
-                                      candidate.network.describe(), with_average(scored))
+                                      candidate.network.describe(),
+                                      mark_untrained(with_average(scored), candidate.checkpoint.untrained(tasks)))
             markdown = write_results(output, [*entries, entry], setting, tasks, title, figure_names)
             # results.json / results.md are kept if a later task fails
         entries.append(entry)

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from data.transforms import to_tensor
-from engine.preflight import UsageError, recognition_problem
+from engine.preflight import UsageError
 from engine.prompt_tables import prompt_table_for
+from engine.unused_options import note_unused_recognition
 from net.checkpoint import Checkpoint, load_pretrained, read_checkpoint
 from net.prompts import PromptOptions, PromptTable, text_codes
 from net.recognizer import DegradationRecognizer
@@ -73,6 +74,7 @@ class Restorer:
         net = network.build()
         load_pretrained(net, checkpoint)
         self.net = prepare_for_speed(net).to(self.device).eval()  # the fast path, as evaluation runs it
+        self.network = network
         self.uses_text_prompts = network.uses_text_prompts  # False: blind, the degradation asked for is not used
         self.table = table
         # Row i: the code of degradation id i (net.prompts.text_codes); None: blind.
@@ -135,9 +137,9 @@ def open_restorer(args: RestorerOptions) -> Restorer:
     of :class:`RestorerOptions`; every degradation it offers gets its prompt code (for the web app)."""
     checkpoint = read_checkpoint(args.ckpt)
     network = resolve_network(args.model, checkpoint)
-    if args.recognizer is not None and not network.uses_text_prompts:
-        raise UsageError(recognition_problem(network, "recognizer"))
-    model = recognizer_for(args.recognizer, None, checkpoint) if args.recognizer is not None else None
+    note_unused_recognition(args, network)
+    model = (recognizer_for(args.recognizer, None, checkpoint)
+             if args.recognizer is not None and network.uses_text_prompts else None)
     setting = setting_of(checkpoint, model)
     tasks = list(SETTINGS[setting].train_repeats) if setting in SETTINGS else []
     table = prompt_table_for(args, checkpoint, tasks, network.text_dim)

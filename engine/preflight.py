@@ -123,8 +123,6 @@ def network_problems(config: Config, network: NetworkSpec | None) -> list[str]:
     tile = getattr(config, "tile", None)
     if tile is not None:  # a negative --tile_overlap is its own field's problem
         found += [p for p in tile_problems(tile, max(config.tile_overlap, 0), multiple)]
-    if network is not None and not network.uses_text_prompts:
-        found += [recognition_problem(network, flag) for flag in ("blind", "recognizer") if getattr(config, flag, None)]
     return found
 
 
@@ -141,13 +139,6 @@ def write_run_config(folder: Path, config: Config, title: str) -> Path:
     """The run's resolved configuration as ``<folder>/config.yaml`` (atomic), rerun with ``--config``."""
     return atomic_write(Path(folder) / CONFIG_NAME,
                         to_yaml(config, f"{title}\nrerun with: --config {Path(folder) / CONFIG_NAME}"))
-
-
-def recognition_problem(network: NetworkSpec, flag: str) -> str:
-    """The refusal of ``--flag`` (--blind, --recognizer) for a network without text prompts: there is no
-    prompt for a recognised degradation to pick."""
-    return (f"--{flag}: {network.describe()} takes no text prompts (it is blind by construction), so a "
-            f"degradation recogniser does not apply to it; drop --{flag}")
 
 
 def batch_problem(batch_size: int, world_size: int | None, samples: int) -> str | None:

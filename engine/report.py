@@ -56,9 +56,11 @@ def _columns(results: Results, tasks: list[str]) -> list[dict | None]:
 
 def _measured_cells(results: Results, known: bool, tasks: list[str]) -> list[str]:
     """The cells of one measured row under the table's columns ``tasks``: each task, then the average
-    (``known``: the known-degradation scores), '-' where a task has no result."""
-    return ["-" if e is None else _cell(e["known"]["psnr"], e["known"]["ssim"], 4) if known
-            else _cell(e["psnr"], e["ssim"], 4) for e in _columns(results, tasks)]
+    (``known``: the known-degradation scores), '-' where a task has no result; an entry's ``note`` (e.g.
+    "not trained on this task", engine.evaluate) follows its cell."""
+    return ["-" if e is None else (_cell(e["known"]["psnr"], e["known"]["ssim"], 4) if known
+            else _cell(e["psnr"], e["ssim"], 4)) + (f" ({e['note']})" if "note" in e else "")
+            for e in _columns(results, tasks)]
 
 
 def _paper_cells(paper: PaperRow) -> list[str]:

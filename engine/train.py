@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -54,8 +55,10 @@ from net.prompts import load_prompt_file, prompt_list
 from net.recipe import DEFAULTED_OPTIONS
 from net.registry import NetworkSpec, resolve_network
 from options import TrainConfig, build_train_parser, train_setting_defaults
+from utils import signals
 from utils.config import resolve, resume_keys
 from utils.devices import device_problem, lightning_accelerator
+from utils.precision import precision_problem
 from utils.run_lock import LockError, RunLock
 
 
@@ -147,6 +150,7 @@ def _preflight(setting: str, argv: list[str] | None) -> tuple[TrainConfig, Path 
     checks.add(config_problems(config, given))
     checks.add(network_problems(config, network))
     checks.add(device_problem(config.device))
+    checks.add(precision_problem(config.precision, config.device, torch.cuda.is_available()))
     checks.add(cluster_problems(config.num_nodes))
     if print_config_and_exit(config, given, checks, f"train_{setting}_DFPIR.py"):
         return None
@@ -299,12 +303,13 @@ def _checked_train(args: TrainConfig, resume: Path | None, source: Checkpoint | 
     # Resuming loads only tensors and plain types (weights_only=True) where Lightning takes the argument (2.6).
     safe_load = {"weights_only": True} if "weights_only" in inspect.signature(trainer.fit).parameters else {}
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, **safe_load)
-    except SystemExit:  # Lightning's way out after Ctrl-C (exit 1) and SIGTERM (exit 0): both stop the run
+        with signals.lightning_owns_sigterm():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, **safe_load)
+    except SystemExit:  # Lightning's way out after Ctrl-C or SIGHUP (exit 1) and SIGTERM (exit 0): each stops the run
         if isinstance(last.stopped_by, SIGTERMException):
             return 128 + signal.SIGTERM
         if isinstance(last.stopped_by, KeyboardInterrupt):
-            return 128 + signal.SIGINT
+            return signals.exit_status(last.stopped_by)
         raise
     if trainer.is_global_zero:
         print(f"checkpoints: {ckpt_dir}/ (last: {ckpt_dir / LAST})")

@@ -32,7 +32,7 @@ from net.run_options import ModelOption, checkpoint_option
 from net.space import check_space_dir, write_space
 from utils.config import build_parser as build_config_parser
 from utils.config import opt, read_command_line, resolve
-from utils.outputs import OutputError, check_not_input, check_output_dir, staged_folder
+from utils.outputs import OutputError, check_not_input, check_output_dir, check_separate_folders, staged_folder
 from utils.run_options import overwrite_option
 
 
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = resolve(HubConfig, read_command_line(build_parser(), HubConfig, argv))
     try:
+        check_separate_folders(("--out", args.out), ("--space", args.space))
         if args.space:
             check_space_dir(args.space, args.overwrite)  # before converting
         converted = convert(args.ckpt, args.out, model=args.model, prompt_set=args.prompt_set,

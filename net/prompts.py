@@ -44,7 +44,7 @@ from net.dgpb import TEXT_DIM
 from utils.config import Config, add_option, new_parser, opt
 from utils.outputs import OutputError, atomic_write, check_output
 from utils.run_options import overwrite_option
-from utils.safe_load import load_error_text
+from utils.safe_load import load_error_text, text_kind
 from utils.tasks import SETTINGS, TASK_BY_ID, TASKS, prompt_set_names, prompts_of
 
 CLIP_MODEL = "ViT-B-32"
@@ -219,6 +219,11 @@ def load_prompt_file(path: str | Path, prompts: list[str]) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"prompt-table file {path} does not exist (make one with python -m net.prompts --export)")
+    with open(path, "rb") as file:
+        kind = text_kind(file.read(64))
+    if kind is not None:
+        raise PromptError(f"prompt-table file {path} is {kind}, not a file torch.save wrote; make one with "
+                          "python -m net.prompts --export FILE")
     try:
         table = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

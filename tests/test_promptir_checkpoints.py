@@ -73,11 +73,14 @@ def test_a_file_that_fits_no_network_is_refused_with_the_layouts_tried(data_root
 
 
 def test_blind_and_a_recognizer_do_not_apply_to_promptir(released, data_root, tmp_path, capsys):
+    """Options a network does not use are noted, never refused (issue 30, cases 7 and 13: this test refused them
+    before): PromptIR is blind by construction, so --blind and --recognizer are a no-op for it."""
     argv = ["--ckpt", str(released), "--data_root", str(data_root), "--output_path", str(tmp_path / "o"),
-            "--blind", "--recognizer", str(tmp_path / "r.pt"), *RUN]
-    assert evaluate_main("3D", argv) == 2
+            "--blind", "--recognizer", str(tmp_path / "r.pt"), "--tasks", "dehaze", "--no_save_images", *RUN]
+    assert evaluate_main("3D", argv) == 0
     err = capsys.readouterr().err
-    assert "--blind: promptir (promptir) takes no text prompts" in err and "drop --recognizer" in err
+    assert ("note: promptir (promptir) takes no text prompts (it is blind by construction): --blind and --recognizer "
+            "do not apply to it and are not used for it") in err
 
 
 def test_the_released_file_evaluates_demos_and_converts_to_a_hub_folder_and_back(released, data_root, tmp_path,
@@ -129,7 +132,6 @@ def test_the_web_apps_restorer_is_blind_for_promptir(tmp_path):
     from argparse import Namespace
 
     from engine.inference import BLIND, open_restorer
-    from engine.preflight import UsageError
 
     bare = tmp_path / "promptir_tiny.pt"
     torch.save(create_model("promptir_tiny").state_dict(), bare)
@@ -139,5 +141,5 @@ def test_the_web_apps_restorer_is_blind_for_promptir(tmp_path):
     assert "rain" in restorer.degradations  # offered, each restored blindly
     result = restorer.restore(np.zeros((12, 20, 3), dtype=np.uint8), "rain")
     assert result.degradation == BLIND and result.image.shape == (12, 20, 3)
-    with pytest.raises(UsageError, match="--recognizer: promptir_tiny .* drop --recognizer"):
-        open_restorer(Namespace(**{**vars(args), "recognizer": "r.pt"}))
+    # a recogniser does not apply to a blind network: noted, not refused, not loaded (issue 30, case 12)
+    assert open_restorer(Namespace(**{**vars(args), "recognizer": "r.pt"})).recognizer is None

@@ -255,7 +255,8 @@ def test_out_of_memory_while_evaluating_suggests_tile(data_root, run_dir, tmp_pa
         raise RuntimeError(OUT_OF_MEMORY)
 
     monkeypatch.setattr(DFPIR, "forward", no_memory)
-    assert _evaluate(data_root, tmp_path / "out", "--ckpt", str(run_dir / "last.ckpt"), "--tasks", "derain") == 2
+    assert _evaluate(data_root, tmp_path / "out", "--ckpt", str(run_dir / "last.ckpt"), "--tasks", "derain",
+                     "--allow_untrained_tasks") == 2  # the run trained dehaze only (issue 30: refused without it)
     err = _one_line_error(capsys)
     message = err[err.index("error:"):].strip()
     assert "\n" not in message and "out of memory" in message and "--tile" in message
@@ -303,7 +304,7 @@ def test_a_corrupt_test_image_stops_evaluation_before_any_task(data_root, run_di
     corrupt.write_bytes(corrupt.read_bytes()[:100])
     out = tmp_path / "out"
     assert _evaluate(root, out, "--ckpt", str(run_dir / "last.ckpt"), "--tasks", "denoise_15", "derain",
-                     "--num_workers", "1") == 2
+                     "--num_workers", "1", "--allow_untrained_tasks") == 2
     err = _one_line_error(capsys)
     assert str(corrupt) in err and len(err.strip().splitlines()) <= 3
     assert not (out / "denoise_15").exists()  # nothing evaluated
@@ -323,7 +324,7 @@ def test_scores_are_written_after_each_task(data_root, run_dir, tmp_path, monkey
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as stop:
         _evaluate(data_root, out, "--ckpt", str(run_dir / "last.ckpt"), "--tasks", "denoise_15", "derain",
-                  "--no_save_images")
+                  "--no_save_images", "--allow_untrained_tasks")
     assert stop.value.code != 0
     results = json.loads((out / "results.json").read_text())
     assert list(results) == ["denoise_15", "average"] and results["denoise_15"]["n"] == 4

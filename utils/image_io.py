@@ -45,11 +45,21 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _read_error(path: Path, reason: str) -> ImageReadError:
-    return ImageReadError(
-        f"cannot read image {path}: {reason}. Replace the file with a complete copy "
-        "(re-download or re-extract it) or remove it from the dataset."
-    )
+DAMAGED_ADVICE = "Replace the file with a complete copy (re-download or re-extract it) or remove it from the dataset."
+"""What to do about a file that does not decode (truncated, corrupt)."""
+
+
+def _read_error(path: Path, reason: str, advice: str = DAMAGED_ADVICE) -> ImageReadError:
+    return ImageReadError(f"cannot read image {path}: {reason}. {advice}")
+
+
+def _decode_error(path: Path, err: Exception) -> ImageReadError:
+    """The ImageReadError of an exception PIL raised: a file too large to decode safely is named as such (its
+    size and the limit), not as a damaged download; anything else is a damaged file."""
+    if isinstance(err, Image.DecompressionBombError):
+        return _read_error(path, f"it is larger than the {Image.MAX_IMAGE_PIXELS * 2:,} pixels this program decodes "
+                           "(PIL's guard against decompression bombs)", "Scale it down, or cut it into parts.")
+    return _read_error(path, f"{type(err).__name__}: {err}")
 
 
 def read_rgb(path: str | os.PathLike[str], exif_orientation: bool = False) -> np.ndarray:
@@ -77,8 +87,8 @@ def read_rgb(path: str | os.PathLike[str], exif_orientation: bool = False) -> np
             if exif_orientation:
                 image = ImageOps.exif_transpose(image)
             if image.mode == "F":
-                raise _read_error(path, "floating-point images are not supported (value range unknown); "
-                                  "save it as an 8- or 16-bit PNG")
+                raise _read_error(path, "it holds floating-point samples, which are not supported (their value "
+                                  "range is unknown)", "Save it as an 8- or 16-bit PNG or TIFF.")
             if image.mode in _SIXTEEN_BIT_GRAY_MODES:
                 wide = np.asarray(image).astype(np.int64)
                 gray = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
@@ -89,7 +99,7 @@ def read_rgb(path: str | os.PathLike[str], exif_orientation: bool = False) -> np
     except FileNotFoundError as err:
         raise _read_error(path, "the file does not exist") from err
     except _DECODE_ERRORS as err:
-        raise _read_error(path, f"{type(err).__name__}: {err}") from err
+        raise _decode_error(path, err) from err
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -101,7 +111,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     except FileNotFoundError as err:
         raise _read_error(path, "the file does not exist") from err
     except _DECODE_ERRORS as err:
-        raise _read_error(path, f"{type(err).__name__}: {err}") from err
+        raise _decode_error(path, err) from err
     return height, width
 
 

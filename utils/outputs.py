@@ -77,6 +77,21 @@ def check_not_input(path: PathLike, inputs: Iterable[PathLike]) -> None:
             raise OutputError(f"output {path} is one of the inputs{via}; choose an output that is not an input")
 
 
+def check_separate_folders(*folders: tuple[str, PathLike | None]) -> None:
+    """Refuse two output folders of one command (each ``(flag, path)``; None: not given) that are the same
+    folder or one inside the other, once symlinks are resolved: writing one would write into the other
+    (``net.hub --out X --space X/space`` copied the Hub folder into itself). Creates nothing."""
+    given = [(f"{flag} {path}", Path(os.path.realpath(path))) for flag, path in folders if path is not None]
+    for i, (one, one_real) in enumerate(given):
+        for other, other_real in given[i + 1:]:
+            if one_real == other_real:
+                raise OutputError(f"{one} is the same folder as {other}: choose two separate folders")
+            if one_real.is_relative_to(other_real) or other_real.is_relative_to(one_real):
+                inner, outer = (one, other) if one_real.is_relative_to(other_real) else (other, one)
+                raise OutputError(f"{inner} is inside {outer}: writing one would write into the other; "
+                                  "choose two separate folders")
+
+
 def _nearest_existing(path: Path) -> Path:
     """``path`` or its nearest ancestor that exists (as anything, a broken symlink too)."""
     return next((candidate for candidate in [path, *path.parents] if os.path.lexists(candidate)), Path("."))

@@ -49,3 +49,15 @@ def load_error_text(error: BaseException) -> str:
         return f"UNSAFE: it carries code ({code})"
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def text_kind(head: bytes) -> str | None:
+    """What a file that starts with ``head`` (its first 64 bytes) is when it is text, not a file torch.save wrote:
+    'an HTML page (...)' (a web page saved instead of the file) or 'a text file (...)'; None otherwise."""
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml")):
+        return (f"an HTML page (it starts with {head[:24]!r}): a web page was saved instead of the file; "
+                "download the file itself")
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return f"a text file (it starts with {head[:24]!r})"
+    return None

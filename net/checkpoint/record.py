@@ -47,6 +47,18 @@ class Checkpoint:
     run_config: dict | None = None
     resume_problem: str | None = "it holds weights only, no training state (optimizer, schedule, step)"
 
+    @property
+    def trained_tasks(self) -> list[str] | None:
+        """The tasks the network was trained on (the run's ``de_type``), None where the file does not record them
+        (the authors' files, bare state dicts, Hub folders, other tools' checkpoints)."""
+        tasks = (self.run_config or {}).get("de_type")
+        return list(tasks) if isinstance(tasks, list) else None
+
+    def untrained(self, tasks: list[str]) -> list[str]:
+        """Those of ``tasks`` the file records it was not trained on ([] where it records no tasks)."""
+        trained = self.trained_tasks
+        return [] if trained is None else [task for task in tasks if task not in trained]
+
 
 _MAX_NAMED = 5
 _KIND_NAMES = {dict: "a dict", str: "a string", int: "an integer", list: "a list"}

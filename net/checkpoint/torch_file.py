@@ -20,7 +20,10 @@ from net.checkpoint.record import (
     metadata_field,
 )
 from net.prompts import PromptError, PromptTable
-from utils.safe_load import unsafe_message
+from utils.safe_load import text_kind, unsafe_message
+
+ZIP_HEADER = b"PK\x03\x04"
+"""How a zip archive (torch.save's format) starts; one that is cut short keeps it but loses its end."""
 
 _TRAINING_STATE = ("global_step", "epoch", "loops", "optimizer_states", "lr_schedulers")
 
@@ -63,21 +66,27 @@ def _unreadable(path: Path, err: Exception) -> str:
         return f"checkpoint {path} is empty (0 bytes): the download or copy did not finish; fetch it again"
     with open(path, "rb") as f:
         head = f.read(64)
-    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):  # neither torch.save's zip nor a pickle
-        text = head.lstrip().lower()
-        if text.startswith((b"<!doctype html", b"<html", b"<?xml")):
-            what = (f"an HTML page (it starts with {head[:24]!r}): a web page was saved instead of the file; "
-                    "download the file itself")
-        elif all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-            what = f"a text file (it starts with {head[:24]!r})"
-        else:
-            what = "neither a zip archive written by torch.save nor a pickle"
+    is_zip = zipfile.is_zipfile(path)
+    if (head.startswith(ZIP_HEADER) and not is_zip) or (head.startswith(b"\x80") and _pickle_ended_early(err)):
+        kind = ("a zip archive written by torch.save without its end (the central directory)"
+                if head.startswith(ZIP_HEADER) else "a pickle that ends early")
+        return (f"checkpoint {path} ({size:,} bytes) is truncated (an incomplete download or copy), not a PyTorch "
+                f"checkpoint that can be read: {kind}; fetch or copy it again")
+    if not is_zip and not head.startswith(b"\x80"):  # neither torch.save's zip nor a pickle
+        what = text_kind(head) or "neither a zip archive written by torch.save nor a pickle"
         return f"checkpoint {path} is not a PyTorch checkpoint: {what}"
     unsafe = unsafe_message(f"checkpoint {path}", err)
     if unsafe is not None:
         return unsafe
     return (f"checkpoint {path} ({size:,} bytes) is not a PyTorch checkpoint that can be read: truncated or damaged "
             f"({type(err).__name__}); fetch or copy it again")
+
+
+def _pickle_ended_early(err: Exception) -> bool:
+    """Whether torch.load's error says the file ended early (a pickle before its STOP opcode, or the tensor data
+    of the legacy format after it)."""
+    return isinstance(err, EOFError) or any(
+        words in str(err).lower() for words in ("truncated", "ran out of input", "unexpected end", "unexpected eof"))
 
 
 def _lightning_checkpoint(path: Path, obj: dict, net_state: dict[str, torch.Tensor]) -> Checkpoint:
