@@ -1,10 +1,376 @@
-"""Does a training run learn every task? (issue 31; docs/training.md)."""
+"""Does a training run learn every task? Trains registered networks on the same data and scores them as it goes.
+
+    python benchmarks/convergence.py [--model tiny promptir_tiny ...] [--steps 600] [--eval_every 100]
+        [--output_dir convergence] [--overwrite] [--data_root DIR | --derain_dir DIR ...] [--data_file_dir DIR]
+        [--setting 3D] [--batch_size 4] [--patch_size 64] [--seed 0] [--device auto]
+
+Each network (``--model``, repeatable; default: every tiny preset, :func:`tiny_presets`) is trained
+from the same seed on the same batches (the training run's mixture and sampler, ``data/datamodule.py``)
+with its own recipe (``net/recipe.py``: loss, optimiser, learning rate and schedule, stepped as the
+training run steps it), with the fast path of the training run (``net/speed.py``). Before the first
+step and every ``--eval_every`` steps it is scored on the setting's test sets as the test scripts
+score it (``trainer.test`` of ``engine/module.py``: whole images, clipped, PSNR/SSIM of
+``engine/scoring.py``). Per task the table gives the restored PSNR/SSIM, the degraded input's
+PSNR (the same scoring of the unrestored input), the gain (restored - input) and for denoising a
+classical reference on the same noisy images: scikit-image's non-local means with the settings of its
+own example and the noise level estimated from the image (``estimate_sigma``'s estimator).
+
+Data: the training scripts' data options (``--data_root``, the per-dataset folder flags,
+``--data_file_dir``); with none of them, the stand-in dataset generated as ``quickstart.py`` does
+(``data/sample.py``, in a temporary folder removed afterwards). What the numbers of the stand-in
+mean, and the curve to compare a real run's first hour with: docs/training.md.
+
+Written into ``--output_dir`` (refused if there already, unless ``--overwrite``; atomic writes):
+``convergence.json`` ({network: {task: {psnr, ssim, input_psnr, gain, [reference_psnr,] series:
+[{step, psnr, ssim, gain}, ...]}}}), ``convergence.md`` (the table) and ``convergence.png`` (the
+gain against steps, one panel per task, one line per network, the non-local-means gain in grey).
+"""
 
 from __future__ import annotations
 
-from net.registry import model_names
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the repository root holds the packages
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lightning as L  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from skimage.restoration import denoise_nl_means  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.check import check_data  # noqa: E402
+from data.datamodule import DFPIRDataModule, eval_loaders  # noqa: E402
+from data.layouts import AUTHORS_NAME_LISTS, DatasetPaths  # noqa: E402
+from data.sample import make_sample_dataset  # noqa: E402
+from engine.common import accelerator, prompt_table_for, run_cli  # noqa: E402
+from engine.module import RestorationModule  # noqa: E402
+from engine.preflight import Preflight  # noqa: E402
+from engine.scoring import Scorer  # noqa: E402
+from net.prompts import BACKENDS  # noqa: E402
+from net.registry import NetworkSpec, model_names  # noqa: E402
+from net.speed import prepare_for_speed  # noqa: E402
+from options import dataset_paths  # noqa: E402
+from utils.cli_options import (  # noqa: E402
+    DEVICE,
+    NUM_WORKERS,
+    SEED,
+    add_data_options,
+    add_overwrite_flag,
+    add_prompt_options,
+    new_parser,
+)
+from utils.figures import line_chart, stack  # noqa: E402
+from utils.outputs import atomic_write, check_output, check_output_dir  # noqa: E402
+from utils.tasks import SETTINGS, TASKS, folder_flags, prompt_set_names  # noqa: E402
+
+OUTPUT_FILES = ("convergence.json", "convergence.md", "convergence.png")
+DEFAULT_STEPS = 600
+DEFAULT_EVAL_EVERY = 100
 
 
 def tiny_presets() -> list[str]:
     """The registered models small enough for CPU checks: ``tiny`` and every ``*_tiny`` preset."""
     return [name for name in model_names() if name == "tiny" or name.endswith("_tiny")]
+
+
+def training_loss(module: RestorationModule, batch: dict) -> torch.Tensor:
+    """The training run's loss of one batch (``RestorationModule.training_step`` computes the same):
+    the recipe's loss of the network's restoration; batch: the mixture's ``degraded``, ``clean``
+    (B, 3, P, P) and ``de_id`` (B,) -> scalar."""
+    return module._training_loss(batch["degraded"], batch["de_id"], batch["clean"])
+
+
+def training_module(name: str, setting: str, tasks: list[str], prompt_args: argparse.Namespace,
+                    lr: float | None = None) -> RestorationModule:
+    """The model ``name`` freshly initialised in the training run's module, on the CPU, with its prompt
+    table for ``tasks`` (``prompt_args``: the prompt options, ``--device``) and the fast path;
+    ``lr``: the recipe's optimiser's learning rate (None: the recipe's)."""
+    spec = NetworkSpec.of_model(name)
+    table = prompt_table_for(prompt_args, None, tasks, spec.text_dim)
+    module = RestorationModule(spec.config, table.to_dict(), prompt_args.prompt_set, setting, tasks, lr=lr,
+                               architecture=spec.architecture)
+    prepare_for_speed(module.net)
+    return module
+
+
+# --------------------------------------------------------------------------------------------------
+# Options and refusals
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(__doc__.split("\n\n")[0])
+    group = parser.add_argument_group("run")
+    group.add_argument("--model", nargs="+", action="extend", choices=model_names(), default=None,
+                       help="networks to train, repeatable (default: every tiny preset: "
+                       f"{' '.join(tiny_presets())})")
+    group.add_argument("--setting", default="3D", choices=list(SETTINGS), help="training mixture and test sets")
+    group.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimizer steps per network")
+    group.add_argument("--eval_every", type=int, default=DEFAULT_EVAL_EVERY,
+                       help="score on the test sets every this many steps (and before the first)")
+    group.add_argument("--batch_size", type=int, default=4, help="images per step")
+    group.add_argument("--patch_size", type=int, default=64, help="training crop in pixels")
+    SEED.add(group)
+    DEVICE.add(group)
+    NUM_WORKERS.add(group)
+    group.add_argument("--output_dir", default="convergence", help="folder of the table, json and figure")
+    add_overwrite_flag(group, "the outputs of an earlier run in --output_dir")
+    add_data_options(parser, None, AUTHORS_NAME_LISTS)
+    parser.set_defaults(data_root=None)  # none: the stand-in dataset
+    add_prompt_options(parser, prompt_set_names(), BACKENDS)
+    parser.set_defaults(prompt_backend="offline")
+    return parser
+
+
+def uses_stand_in(args: argparse.Namespace) -> bool:
+    """No data option given: train and score on a generated stand-in dataset."""
+    return args.data_root is None and not any(getattr(args, flag) for flag in folder_flags())
+
+
+def output_paths(args: argparse.Namespace) -> list[Path]:
+    """The three outputs; OutputError (one line) if the folder cannot be written or holds an earlier run's
+    outputs without --overwrite. Creates nothing."""
+    folder = check_output_dir(args.output_dir)
+    return [check_output(folder / name, overwrite=args.overwrite) for name in OUTPUT_FILES]
+
+
+def check_flags(args: argparse.Namespace) -> list[Path]:
+    """Every flag and the output folder, all problems at once (UsageError) -> the output paths."""
+    checks = Preflight()
+    for flag, low in (("steps", 1), ("eval_every", 1), ("batch_size", 1), ("num_workers", 0)):
+        if getattr(args, flag) < low:
+            checks.add(f"--{flag} {getattr(args, flag)}: must be at least {low}")
+    for name in args.model:
+        multiple = NetworkSpec.of_model(name).size_multiple
+        if args.patch_size < multiple or args.patch_size % multiple:
+            checks.add(f"--patch_size {args.patch_size}: {name} needs a positive multiple of {multiple}")
+    checks.run(accelerator, args.device)
+    outputs = checks.run(output_paths, args)
+    checks.raise_if_any()
+    return outputs
+
+
+@contextmanager
+def training_data(args: argparse.Namespace) -> Iterator[tuple[DatasetPaths, str]]:
+    """The dataset folders and what they are: the data options', or a stand-in generated for this run."""
+    if not uses_stand_in(args):
+        yield dataset_paths(args), f"--data_root {args.data_root}" if args.data_root else "the given folders"
+        return
+    with tempfile.TemporaryDirectory(prefix="convergence_stand_in_") as folder:
+        root = Path(folder)
+        print(f"stand-in dataset (python -m data.sample, seed {args.seed}) -> {root}")
+        make_sample_dataset(root, seed=args.seed)
+        yield DatasetPaths.from_root(root, root / "data_file_dir"), f"the stand-in dataset (seed {args.seed})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Scores
+
+
+def is_denoising(task: str) -> bool:
+    return TASKS[task].kind == "denoise"
+
+
+def noise_sigma(image: np.ndarray) -> float:
+    """The Gaussian noise level of an (H, W, 3) image, averaged over the channels: Donoho's robust wavelet
+    estimator, median(|HH|) / 0.6745 of the finest diagonal wavelet coefficients, as scikit-image's
+    ``estimate_sigma`` computes it, with the Haar wavelet (``estimate_sigma`` needs PyWavelets, which is not
+    a dependency of this project)."""
+    height, width = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
+    x = image[:height, :width]
+    diagonal = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2  # orthonormal Haar HH
+    return float(np.mean(np.median(np.abs(diagonal), axis=(0, 1)) / 0.6745))
+
+
+def non_local_means(degraded: torch.Tensor) -> torch.Tensor:
+    """scikit-image's non-local means of a noisy (1, 3, H, W) image in [0, 1], with the settings of
+    scikit-image's denoising example (h = 0.6 sigma, sigma given, fast mode, 5x5 patches, distance 6) and
+    the noise level estimated from the image (:func:`noise_sigma`) -> (1, 3, H, W)."""
+    image = degraded[0].clamp(0, 1).permute(1, 2, 0).double().numpy()
+    sigma = noise_sigma(image)
+    restored = denoise_nl_means(image, h=0.6 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6,
+                                channel_axis=-1)
+    return torch.from_numpy(restored).permute(2, 0, 1)[None].float()
+
+
+def reference_scores(tasks: list[str], loaders: list) -> dict[str, dict]:
+    """Per task the scores of the unrestored inputs (``input_psnr``, ``input_ssim``) and, for denoising, of
+    non-local means (``reference_psnr``), scored as the restorations are (``engine/scoring.py``)."""
+    scores = {}
+    for task, loader in zip(tasks, loaders, strict=True):
+        inputs, reference = Scorer(), Scorer() if is_denoising(task) else None
+        for batch in tqdm(loader, desc=f"reference scores {task}", leave=False):
+            inputs.add(batch["degraded"].clamp(0, 1), batch["clean"], batch["task"], batch["name"])
+            if reference is not None:
+                reference.add(non_local_means(batch["degraded"]), batch["clean"], batch["task"], batch["name"])
+        scored = inputs.finish([task])[task]
+        scores[task] = {"input_psnr": scored["psnr"], "input_ssim": scored["ssim"]}
+        if reference is not None:
+            scores[task]["reference_psnr"] = reference.finish([task])[task]["psnr"]
+    return scores
+
+
+def scores_now(module: RestorationModule, tester: L.Trainer, tasks: list[str], loaders: list,
+                device: torch.device) -> dict[str, dict]:
+    """{task: {psnr, ssim}} of ``module`` now, as the test scripts score it (engine/evaluate.py)."""
+    scores = {}
+    for task, loader in zip(tasks, loaders, strict=True):
+        tester.test(module, dataloaders=loader, verbose=False)
+        scores[task] = {m: module.eval_results[task][m] for m in ("psnr", "ssim")}
+    module.to(device).train()  # Lightning may hand the module back on the CPU
+    return scores
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+
+
+def step_schedule(module: RestorationModule, scheduler, step: int, steps_per_epoch: int) -> None:
+    """Step the recipe's schedule after optimizer step ``step`` (1-based) as the training run does:
+    every step, or at the end of every epoch (``Recipe.interval``), through ``Recipe.scheduler_step``
+    where the recipe has one."""
+    recipe = module.recipe
+    if recipe.interval == "epoch" and step % steps_per_epoch:
+        return
+    if recipe.scheduler_step is not None:
+        recipe.scheduler_step(scheduler, step // steps_per_epoch, None)
+    else:
+        scheduler.step()
+
+
+def train_and_score(name: str, args: argparse.Namespace, paths: DatasetPaths, tasks: list[str],
+                    loaders: list, device: torch.device) -> list[dict]:
+    """Train ``name`` for ``--steps`` steps -> its scores [{step, scores: {task: {psnr, ssim}}}, ...] at step 0
+    and every ``--eval_every`` steps (and the last)."""
+    L.seed_everything(args.seed, verbose=False)
+    setting = SETTINGS[args.setting]
+    train_tasks = list(setting.train_repeats)
+    module = training_module(name, args.setting, list(dict.fromkeys(train_tasks + tasks)), args).to(device)
+    configured = module.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    data = DFPIRDataModule(paths, args.setting, train_tasks, [], args.batch_size, args.patch_size,
+                           args.num_workers, args.seed)
+    data.setup("fit")
+    loader = data.train_dataloader()
+    tester = L.Trainer(accelerator=accelerator(args.device), devices=1, precision="32", logger=False,
+                       enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False)
+    series = [{"step": 0, "scores": scores_now(module, tester, tasks, loaders, device)}]
+    step = 0
+    with tqdm(total=args.steps, desc=name, unit="step") as bar:
+        while step < args.steps:
+            for batch in loader:
+                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                loss = training_loss(module, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                step_schedule(module, scheduler, step, loader.sampler.steps_per_epoch)
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                if step % args.eval_every == 0 or step == args.steps:
+                    series.append({"step": step, "scores": scores_now(module, tester, tasks, loaders, device)})
+                if step == args.steps:
+                    break
+    return series
+
+
+def summary(series: list[dict], references: dict[str, dict]) -> dict[str, dict]:
+    """{task: {psnr, ssim, input_psnr, gain, [reference_psnr,] series}} of one network (convergence.json)."""
+    entries = {}
+    for task, reference in references.items():
+        last = series[-1]["scores"][task]
+        entries[task] = {"psnr": last["psnr"], "ssim": last["ssim"], "input_psnr": reference["input_psnr"],
+                         "gain": last["psnr"] - reference["input_psnr"]}
+        if "reference_psnr" in reference:
+            entries[task]["reference_psnr"] = reference["reference_psnr"]
+        entries[task]["series"] = [
+            {"step": point["step"], "psnr": point["scores"][task]["psnr"], "ssim": point["scores"][task]["ssim"],
+             "gain": point["scores"][task]["psnr"] - reference["input_psnr"]} for point in series]
+    return entries
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    rows = ["| network | task | input PSNR | restored PSNR | SSIM | gain (dB) | gain at the first score | "
+            "non-local means PSNR |", "|---|---|---|---|---|---|---|---|"]
+    for network, tasks in results.items():
+        for task, e in tasks.items():
+            reference = f"{e['reference_psnr']:.2f}" if "reference_psnr" in e else "-"
+            rows.append(f"| {network} | {task} | {e['input_psnr']:.2f} | {e['psnr']:.2f} | {e['ssim']:.4f} | "
+                        f"{e['gain']:+.2f} | {e['series'][0]['gain']:+.2f} | {reference} |")
+    return "\n".join(rows)
+
+
+def gain_figure(results: dict[str, dict], tasks: list[str]):
+    """The gain against steps, one panel per task, one line per network; non-local means in grey."""
+    panels = []
+    for task in tasks:
+        series = {network: [(p["step"], p["gain"]) for p in entries[task]["series"]]
+                  for network, entries in results.items()}
+        faint = {}
+        first = next(iter(results.values()))[task]
+        if "reference_psnr" in first:
+            steps = [p["step"] for p in first["series"]]
+            gain = first["reference_psnr"] - first["input_psnr"]
+            faint["non-local means"] = [(steps[0], gain), (steps[-1], gain)]
+        title = f"{task} ({TASKS[task].test_set}): gain over the degraded input" + (
+            "; grey: non-local means" if faint else "")
+        panels.append(line_chart(series, title, "training step", "PSNR gain (dB)", size=(640, 230), faint=faint))
+    return stack(panels)
+
+
+def write_outputs(outputs: list[Path], results: dict[str, dict], tasks: list[str], header: str) -> str:
+    json_path, md_path, png_path = outputs
+    table = markdown_table(results)
+    outputs[0].parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(json_path, json.dumps(results, indent=2) + "\n")
+    atomic_write(md_path, f"{header}\n\n{table}\n")
+    figure = gain_figure(results, tasks)
+    atomic_write(png_path, lambda f: figure.save(f, format="PNG", optimize=True))
+    return table
+
+
+def convergence(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.model = list(dict.fromkeys(args.model or tiny_presets()))
+    outputs = check_flags(args)
+    setting = SETTINGS[args.setting]
+    tasks = list(setting.test_tasks)
+    device = torch.device("cuda" if accelerator(args.device) != "cpu" and torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    with training_data(args) as (paths, data_name):
+        report = check_data(list(setting.train_repeats), args.setting, tasks, paths, args.patch_size,
+                            num_workers=max(args.num_workers, 1))
+        for line in report.lines:
+            print(line)
+        loaders = eval_loaders(tasks, paths, args.num_workers)
+        references = reference_scores(tasks, loaders)
+        results = {name: summary(train_and_score(name, args, paths, tasks, loaders, device), references)
+                   for name in args.model}
+    header = (f"Convergence on {data_name}, {args.setting} mixture: {args.steps} steps of batch {args.batch_size}, "
+              f"patch {args.patch_size}, seed {args.seed}, each network with its recipe; {device.type}, "
+              f"{torch.get_num_threads()} threads, {(time.perf_counter() - start) / 60:.1f} min "
+              "(benchmarks/convergence.py).")
+    table = write_outputs(outputs, results, tasks, header)
+    print(f"\n{header}\n\n{table}\n\nwritten: {', '.join(str(p) for p in outputs)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status 0, or 2 with one line for a user's mistake (before any training)."""
+    return run_cli(lambda: convergence(argv), out_of_memory_hint="lower --batch_size or --patch_size")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
