@@ -2,7 +2,7 @@
 
     python benchmarks/convergence.py [--model tiny promptir_tiny ...] [--steps 600] [--eval_every 100]
         [--output_dir convergence] [--overwrite] [--data_root DIR | --derain_dir DIR ...] [--data_file_dir DIR]
-        [--setting 3D] [--batch_size 4] [--patch_size 64] [--seed 0] [--device auto]
+        [--setting 3D] [--lr RATE] [--batch_size 4] [--patch_size 64] [--seed 0] [--device auto]
 
 Each network (``--model``, repeatable; default: every tiny preset, :func:`tiny_presets`) is trained
 from the same seed on the same batches (the training run's mixture and sampler, ``data/datamodule.py``)
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimizer steps per network")
     group.add_argument("--eval_every", type=int, default=DEFAULT_EVAL_EVERY,
                        help="score on the test sets every this many steps (and before the first)")
+    group.add_argument("--lr", type=float, default=None,
+                       help="learning rate of every network's recipe (its optimiser and the shape of its schedule "
+                       "are kept); default: each recipe's own")
     group.add_argument("--batch_size", type=int, default=4, help="images per step")
     group.add_argument("--patch_size", type=int, default=64, help="training crop in pixels")
     SEED.add(group)
@@ -144,9 +147,10 @@ def output_paths(args: argparse.Namespace) -> list[Path]:
 def check_flags(args: argparse.Namespace) -> list[Path]:
     """Every flag and the output folder, all problems at once (UsageError) -> the output paths."""
     checks = Preflight()
-    for flag, low in (("steps", 1), ("eval_every", 1), ("batch_size", 1), ("num_workers", 0)):
-        if getattr(args, flag) < low:
-            checks.add(f"--{flag} {getattr(args, flag)}: must be at least {low}")
+    for flag, low in (("steps", 1), ("eval_every", 1), ("batch_size", 1), ("num_workers", 0), ("lr", 0)):
+        value = getattr(args, flag)
+        if value is not None and not value >= low:
+            checks.add(f"--{flag} {value}: must be at least {low}")
     for name in args.model:
         multiple = NetworkSpec.of_model(name).size_multiple
         if args.patch_size < multiple or args.patch_size % multiple:
@@ -252,7 +256,7 @@ def train_and_score(name: str, args: argparse.Namespace, paths: DatasetPaths, ta
     L.seed_everything(args.seed, verbose=False)
     setting = SETTINGS[args.setting]
     train_tasks = list(setting.train_repeats)
-    module = training_module(name, args.setting, list(dict.fromkeys(train_tasks + tasks)), args).to(device)
+    module = training_module(name, args.setting, list(dict.fromkeys(train_tasks + tasks)), args, args.lr).to(device)
     configured = module.configure_optimizers()
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     data = DFPIRDataModule(paths, args.setting, train_tasks, [], args.batch_size, args.patch_size,
@@ -359,7 +363,8 @@ def convergence(argv: list[str] | None = None) -> int:
         results = {name: summary(train_and_score(name, args, paths, tasks, loaders, device), references)
                    for name in args.model}
     header = (f"Convergence on {data_name}, {args.setting} mixture: {args.steps} steps of batch {args.batch_size}, "
-              f"patch {args.patch_size}, seed {args.seed}, each network with its recipe; {device.type}, "
+              f"patch {args.patch_size}, seed {args.seed}, each network with its recipe"
+              f"{f' at lr {args.lr:g}' if args.lr is not None else ''}; {device.type}, "
               f"{torch.get_num_threads()} threads, {(time.perf_counter() - start) / 60:.1f} min "
               "(benchmarks/convergence.py).")
     table = write_outputs(outputs, results, tasks, header)
