@@ -85,10 +85,10 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     Each weight is restrided with ``Tensor.to(memory_format=...)``, exactly as ``Module.to`` does,
     not with ``contiguous(memory_format=...)``: a weight with a size-1 dimension, the depthwise
     (C, 1, 3, 3) and pointwise (C_out, C_in, 1, 1) convolutions, already counts as channels_last
-    contiguous with its NCHW strides, so ``contiguous`` returns it unchanged, and oneDNN, which
-    picks the layout from the strides (C, 1, 3, 3) @ (9, 9, 3, 1) as NCHW, then runs those layers
-    without the channels_last kernels: the fast path lost half of its speed-up that way
-    (``benchmarks/RESULTS.md``). ``to`` writes the channels_last strides, (9, 1, 3, 1) here.
+    contiguous with its NCHW strides, so ``contiguous`` returns it unchanged; the convolutions, which
+    read the layout from the strides, take (C, 1, 3, 3) @ (9, 9, 3, 1) as NCHW, and the fast path
+    lost most of its CPU speed-up that way (docs/speed.md). ``to`` writes the channels_last strides,
+    (9, 1, 3, 1) here.
     """
     with torch.no_grad():
         for tensor in (*model.parameters(), *model.buffers()):
