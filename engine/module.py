@@ -113,18 +113,18 @@ class RestorationModule(L.LightningModule):
         """
         self.compiled_training = True
 
-    def _training_loss(self, degraded: torch.Tensor, de_id: torch.Tensor, clean: torch.Tensor) -> LossTerms:
+    def loss_terms(self, degraded: torch.Tensor, de_id: torch.Tensor, clean: torch.Tensor) -> LossTerms:
         """The recipe's loss of one batch (``Recipe.training_loss``; DFPIR: L1 between net(degraded,
         code[de_id]) and clean); degraded, clean (B, 3, P, P), de_id (B,) -> LossTerms."""
         batch = TrainingBatch(degraded, clean, de_id, self.text_codes(de_id))
         return self.recipe.training_loss(self.net, batch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss_fn = self._training_loss
+        loss_fn = self.loss_terms
         if self.compiled_training:
             if self._compiled_loss is None:
                 mode = "reduce-overhead" if self.device.type == "cuda" else None
-                self._compiled_loss = torch.compile(self._training_loss, mode=mode, dynamic=False)
+                self._compiled_loss = torch.compile(self.loss_terms, mode=mode, dynamic=False)
             if self.device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are dead
             loss_fn = self._compiled_loss

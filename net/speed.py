@@ -80,11 +80,20 @@ def prepare_for_speed(
 def to_channels_last(model: nn.Module) -> nn.Module:
     """``model.to(memory_format=torch.channels_last)`` for the 4-D tensors only (the convolution
     weights), in place: ``Module.to`` refuses a model with a 5-D tensor, such as PromptIR's prompt
-    components (1, L, D, S, S), which stay as they are. Parameters stay the same objects."""
+    components (1, L, D, S, S), which stay as they are. Parameters stay the same objects.
+
+    Each weight is restrided with ``Tensor.to(memory_format=...)``, exactly as ``Module.to`` does,
+    not with ``contiguous(memory_format=...)``: a weight with a size-1 dimension, the depthwise
+    (C, 1, 3, 3) and pointwise (C_out, C_in, 1, 1) convolutions, already counts as channels_last
+    contiguous with its NCHW strides, so ``contiguous`` returns it unchanged; the convolutions, which
+    read the layout from the strides, take (C, 1, 3, 3) @ (9, 9, 3, 1) as NCHW, and the fast path
+    lost most of its CPU speed-up that way (docs/speed.md). ``to`` writes the channels_last strides,
+    (9, 1, 3, 1) here.
+    """
     with torch.no_grad():
         for tensor in (*model.parameters(), *model.buffers()):
             if tensor.dim() == 4:
-                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+                tensor.data = tensor.data.to(memory_format=torch.channels_last)
     return model
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-from test_3D_DFPIR import main as evaluate_script
+from engine.evaluate import main as evaluate_script
 from tests.helpers import lightning_file
 from utils.paper import BIOIR_SOURCE
 from utils.tasks import SETTINGS

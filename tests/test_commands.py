@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPTS = ["train_3D_DFPIR.py", "train_5D_DFPIR.py", "test_3D_DFPIR.py", "test_5D_DFPIR.py", "train_recognizer.py",
            "demo.py", "app.py", "quickstart.py", "benchmarks/benchmark.py", "benchmarks/bench_data.py",
-           "benchmarks/bench_recognizer.py", "benchmarks/clip_cuda_parity.py", "benchmarks/gpu_report.py"]
+           "benchmarks/bench_recognizer.py", "benchmarks/clip_cuda_parity.py", "benchmarks/gpu_report.py",
+           "benchmarks/convergence.py"]
 MODULES = ["data.prepare", "data.sample", "net.hub", "net.prompts", "engine.curves", "utils.tasks"]
 PARSERS = {  # command -> its parser, for the commands whose parser a function builds
     "train": lambda: options.build_train_parser("3D"),

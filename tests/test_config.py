@@ -21,7 +21,7 @@ from utils.config import Config, default_of, fields_of, read_command_line, resol
 ROOT = Path(__file__).resolve().parents[1]
 
 COMMAND_MODULES = ["options", "demo", "app", "data.prepare", "net.hub", "net.prompts", "data.sample", "quickstart",
-                   "benchmarks.bench_data", "engine.inference"]
+                   "benchmarks.bench_data", "benchmarks.convergence", "engine.inference"]
 
 
 def _tiny_train(data_root: Path, ckpt_dir: Path, tiny_train_args, *extra: str) -> list[str]:
@@ -121,7 +121,8 @@ def test_the_default_folders_are_named_after_the_network(capsys):
 
 
 def test_print_config_of_the_test_script(trained_run, tmp_path, capsys):
-    assert evaluate_main("5D", ["--ckpt", str(trained_run / "last.ckpt"), "--tile", "64", "--print_config"]) == 0
+    assert evaluate_main("5D", ["--ckpt", str(trained_run / "last.ckpt"), "--tile", "64", "--print_config",
+                                "--allow_untrained_tasks"]) == 0
     out = capsys.readouterr().out
     assert "tile: 64  # flag" in out and "output_path: outputs/DFPIR_5D  # setting" in out
     assert yaml.safe_load(out)["tasks"] == list(options.SETTINGS["5D"].test_tasks)
@@ -160,12 +161,17 @@ def _declared_flags() -> dict[str, list[str]]:
 
 DISTINCT_OPTIONS_OF_ONE_NAME = {
     # flag: the commands that each have their own option of this name (another default, range or meaning)
-    "--lr": {"TrainConfig", "RecognizerConfig"},  # DFPIR's recipe (Adam 1e-4) / the recogniser's AdamW 2e-3, > 0
-    "--batch_size": {"TrainConfig", "RecognizerConfig"},  # the recipe's, >= 1 / 32 task-balanced, >= 2
+    # DFPIR's recipe (Adam 1e-4) / the recogniser's AdamW 2e-3, > 0 / the convergence benchmark's constant rate
+    "--lr": {"TrainConfig", "RecognizerConfig", "ConvergenceConfig"},
+    # the recipe's, >= 1 / 32 task-balanced, >= 2 / the convergence benchmark's 4
+    "--batch_size": {"TrainConfig", "RecognizerConfig", "ConvergenceConfig"},
+    "--model": {"ModelOption", "ConvergenceConfig"},  # the run's network / the networks the benchmark trains
+    "--setting": {"RecognizerConfig", "ConvergenceConfig"},  # required / the benchmark's mixture, default 3D
     "--de_type": {"TrainConfig", "RecognizerConfig"},  # the setting's tasks / any task, default every one
     "--val_tasks": {"TrainConfig", "RecognizerConfig"},  # validation sets / accuracy sets or 'none'
     "--max_steps": {"TrainConfig", "RecognizerConfig"},  # -1 (no limit) / 400
     "--out": {"PrepareConfig", "HubConfig"},  # a dataset root / a Hub folder
+    "--output_dir": {"DemoConfig", "ConvergenceConfig"},  # restored images / the benchmark's table and figure
 }
 
 

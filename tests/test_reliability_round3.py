@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_prepare import ARCHIVE_FOLDERS, DOWNLOADS, NAME_LISTS, make_tree
 
 import demo
 import quickstart
@@ -32,6 +31,7 @@ from net import hub
 from net.prompts import PromptTable, prompt_list
 from net.recognizer import DegradationRecognizer, save_recognizer
 from net.registry import NetworkSpec, create_model
+from tests.downloads import ARCHIVE_FOLDERS, DOWNLOADS, NAME_LISTS, make_tree
 from utils.image_io import ImageReadError, image_size, read_rgb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -416,7 +416,7 @@ def test_float16_mixed_precision_without_a_gpu_is_refused(data_root, tmp_path, c
 @pytest.fixture(scope="module")
 def two_networks(tmp_path_factory) -> dict[str, Path]:
     """A tiny DFPIR and a tiny PromptIR in this project's Lightning format, and a 3D recogniser."""
-    from test_compare import lightning_file
+    from tests.helpers import lightning_file
     folder = tmp_path_factory.mktemp("two_networks")
     save_recognizer(folder / "recognizer_3D.pt", DegradationRecognizer("3D").eval())
     return {"dfpir": lightning_file(folder / "dfpir.ckpt", "tiny", 0),

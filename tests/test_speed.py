@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from net import DFPIR
 from net.blocks import GDFN, MDTA, ChannelLayerNorm, channel_attention
 from net.dgpb import CAAPM
-from net.registry import create_model
-from net.speed import prepare_for_speed
+from net.registry import create_model, tiny_models
+from net.speed import prepare_for_speed, to_channels_last
 
 TOL = 1e-4  # the issue's bound on |fast - eager| in float32
 
@@ -82,6 +82,32 @@ def test_prepare_for_speed_switches_in_place_and_keeps_the_state_dict_keys():
     assert all(a is b for a, b in zip(model.parameters(), params, strict=True))
     assert all(m.fast for m in model.modules() if hasattr(m, "fast"))
     assert model.patch_embed.proj.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", tiny_models())
+def test_channels_last_weights_have_the_strides_of_module_to(name):
+    """The channels_last kernels are chosen from the weights' strides: every 4-D tensor must carry the
+    strides ``Module.to(memory_format=torch.channels_last)`` gives it, (9, 1, 3, 1) for a depthwise
+    (C, 1, 3, 3) weight, not the NCHW ones (9, 9, 3, 1) that also count as channels_last contiguous
+    (the lost speed-up of issue 31). ``Module.to`` restrides each 4-D tensor with ``Tensor.to``; it
+    refuses PromptIR's 5-D prompt components, which must come through unchanged."""
+    model = to_channels_last(create_model(name))
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    four_d = {key: t for key, t in tensors.items() if t.dim() == 4}
+    assert any(1 in t.shape for t in four_d.values())  # the size-1 case the guard is about
+    for key, t in four_d.items():
+        expected = torch.empty(t.shape).to(memory_format=torch.channels_last).stride()
+        assert t.stride() == expected, key
+    for key, t in tensors.items():
+        if t.dim() != 4:
+            assert t.is_contiguous(), key
+
+
+def test_channels_last_weights_equal_module_to_on_dfpir():
+    model, reference = create_model("tiny"), create_model("tiny").to(memory_format=torch.channels_last)
+    to_channels_last(model)
+    strides = {key: t.stride() for key, t in reference.named_parameters()}
+    assert {key: t.stride() for key, t in model.named_parameters()} == strides
 
 
 def test_fast_attention_logits_equal_normalised_ones_on_channels_last_views():
