@@ -3,7 +3,7 @@
 Each script's options are the fields of one frozen dataclass (``utils/config.py``): the options these
 share with the other commands are mixins declared once beside what they configure (hardware and
 tiling in ``utils/run_options.py``, data in ``data/run_options.py``, network, checkpoint and
-recogniser in ``net/run_options.py``, prompts in ``net/prompts.py``); those of one script alone are
+recogniser in ``net/run_options.py``, prompts in ``net/prompts/``); those of one script alone are
 declared here. The parsers are generated from them (:func:`build_train_parser` ...), and
 ``engine/`` receives the resolved configuration, never the argparse Namespace.
 

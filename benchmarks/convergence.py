@@ -2,14 +2,14 @@
 
     python benchmarks/convergence.py [--model tiny promptir_tiny ...] [--steps 400] [--eval_every 100]
         [--output_dir convergence] [--overwrite] [--data_root DIR | --derain_dir DIR ...] [--data_file_dir DIR]
-        [--setting 3D] [--schedule constant|recipe] [--lr RATE] [--batch_size 4] [--patch_size 32] [--seed 0]
+        [--setting 3D] [--schedule cosine|recipe] [--lr RATE] [--batch_size 4] [--patch_size 32] [--seed 0]
         [--device auto]
 
 Each network (``--model``, repeatable; default: every tiny preset, ``net.registry.tiny_models``) is trained
 from the same seed on the same batches (the training run's mixture and sampler, ``data/datamodule.py``)
-with its own recipe (``net/recipe.py``: loss and optimiser; by default at a constant learning rate
-of 1e-3, with ``--schedule recipe`` also its own rate and schedule, stepped as the training run steps
-it), with the fast path of the training run (``net/speed.py``). Before the first
+with its own recipe (``net/recipe.py``: loss and optimiser; by default from a learning rate of 1e-3
+annealed by a cosine to 0 over the budget, with ``--schedule recipe`` its own rate and schedule,
+stepped as the training run steps it), with the fast path of the training run (``net/speed.py``). Before the first
 step and every ``--eval_every`` steps it is scored on the setting's test sets as the test scripts
 score it (``trainer.test`` of ``engine/module.py``: whole images, clipped, PSNR/SSIM of
 ``engine/scoring.py``). Per task the table gives the restored PSNR/SSIM, the degraded input's
@@ -71,7 +71,7 @@ from utils.run_options import HardwareOptions, SeedOption, overwrite_option  # n
 from utils.tasks import SETTINGS, TASKS  # noqa: E402
 
 OUTPUT_FILES = ("convergence.json", "convergence.md", "convergence.png")
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 800
 DEFAULT_EVAL_EVERY = 100
 
 
@@ -99,9 +99,9 @@ def training_module(name: str, setting: str, tasks: list[str], prompt_args: argp
 # Options and refusals
 
 
-SCHEDULES = ("constant", "recipe")
-CONSTANT_LR = 1e-3
-"""--lr with --schedule constant: 5-10x the recipes' rates (DFPIR 1e-4, PromptIR and BioIR 2e-4), as the
+SCHEDULES = ("cosine", "recipe")
+BUDGET_LR = 1e-3
+"""--lr with --schedule cosine: 5-10x the recipes' rates (DFPIR 1e-4, PromptIR and BioIR 2e-4), as the
 overfit test (tests/test_overfit.py), so that a budget of a few hundred steps shows every task learning."""
 
 
@@ -119,11 +119,12 @@ class ConvergenceConfig(SeedOption, PatchSizeOption, HardwareOptions, PromptOpti
                           help="score on the test sets every this many steps (and before the first)")
     lr: float | None = opt("--lr", default=None, rule=above(0, "must be a finite learning rate > 0"), group="run",
                            help="learning rate of every network's recipe optimiser (default: 1e-3 with --schedule "
-                           "constant, each recipe's own with --schedule recipe)")
-    schedule: str = opt("--schedule", default="constant", choices=SCHEDULES, group="run",
-                        help="constant: the recipe's loss and optimiser at a constant --lr, which a short budget "
-                        "needs (the recipes' schedules span 80-150 epochs; PromptIR's and BioIR's warm up from lr 0 "
-                        "over 15 epochs); recipe: the recipe's own schedule too, stepped as the training run steps it")
+                           "cosine, each recipe's own with --schedule recipe)")
+    schedule: str = opt("--schedule", default="cosine", choices=SCHEDULES, group="run",
+                        help="cosine: the recipe's loss and optimiser from --lr, annealed by a cosine to 0 over "
+                        "--steps, which a short budget needs (the recipes' schedules span 80-150 epochs; PromptIR's "
+                        "and BioIR's warm up from lr 0 over 15 epochs); recipe: the recipe's own rate and schedule, "
+                        "stepped as the training run steps it")
     batch_size: int = opt("--batch_size", default=4, rule=at_least(1), group="run", help="images per step")
     output_dir: str = opt("--output_dir", default="convergence", group="run",
                           help="folder of the table, json and figure")
@@ -272,12 +273,12 @@ def train_and_score(name: str, args: ConvergenceConfig, paths: DatasetPaths, tas
     L.seed_everything(args.seed, verbose=False)
     setting = SETTINGS[args.setting]
     train_tasks = list(setting.train_repeats)
-    constant = args.schedule == "constant"
-    lr = args.lr if args.lr is not None or not constant else CONSTANT_LR
+    budget = args.schedule == "cosine"
+    lr = args.lr if args.lr is not None or not budget else BUDGET_LR
     module = training_module(name, args.setting, list(dict.fromkeys(train_tasks + tasks)), args, lr).to(device)
-    if constant:  # the recipe's optimiser alone (a schedule would change its rate)
-        optimizer, scheduler = module.recipe.optimizer([p for p in module.net.parameters() if p.requires_grad],
-                                                       module.hparams), None
+    if budget:  # the recipe's optimiser, its rate annealed over the step budget
+        optimizer = module.recipe.optimizer([p for p in module.net.parameters() if p.requires_grad], module.hparams)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps)
     else:
         configured = module.configure_optimizers()
         optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
@@ -298,7 +299,9 @@ def train_and_score(name: str, args: ConvergenceConfig, paths: DatasetPaths, tas
                 loss.backward()
                 optimizer.step()
                 step += 1
-                if scheduler is not None:
+                if budget:
+                    scheduler.step()
+                else:
                     step_schedule(module, scheduler, step, loader.sampler.steps_per_epoch)
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -369,8 +372,9 @@ def write_outputs(outputs: list[Path], results: dict[str, dict], tasks: list[str
 
 
 def schedule_text(args: ConvergenceConfig) -> str:
-    if args.schedule == "constant":
-        return f" at a constant lr {args.lr if args.lr is not None else CONSTANT_LR:g}"
+    if args.schedule == "cosine":
+        lr = args.lr if args.lr is not None else BUDGET_LR
+        return f" from lr {lr:g}, cosine-annealed over the {args.steps} steps"
     return f" and its schedule{f' at lr {args.lr:g}' if args.lr is not None else ''}"
 
 

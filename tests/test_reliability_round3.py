@@ -265,6 +265,14 @@ def test_a_1x1_image_restores_without_a_warning(hub_model, tmp_path, capsys):
 # Case 14: messages that name the real problem
 
 
+def test_python_m_net_prompts_prints_no_runpy_warning():
+    """The command lives in net/prompts/__main__.py, so running it does not execute net.prompts a second time."""
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "net.prompts", "--help"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--export" in done.stdout
+    assert "RuntimeWarning" not in done.stderr and "found in sys.modules" not in done.stderr
+
+
 def test_a_float_tiff_is_not_called_a_damaged_download(tmp_path):
     path = tmp_path / "depth.tif"
     Image.fromarray(np.zeros((4, 4), np.float32)).save(path)

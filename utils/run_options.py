@@ -3,7 +3,7 @@
 Each is a field of a small configuration mixin (``utils/config.py``); a command's configuration
 class inherits the mixins it has, so an option is declared once for every command. The options of
 the data (``data/run_options.py``), of the network, checkpoint and recogniser
-(``net/run_options.py``) and of the prompts (``net/prompts.py``: :class:`net.prompts.PromptOptions`)
+(``net/run_options.py``) and of the prompts (``net/prompts/``: :class:`net.prompts.PromptOptions`)
 live beside what they configure.
 """
 

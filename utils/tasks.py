@@ -5,7 +5,7 @@ This module is the public face of the records (docs/protocol.md sections 2-5): t
 tables of docs/datasets.md (:mod:`utils.readme_tables`, ``python -m utils.tasks [--update-readme]``).
 
 Options (declared with ``utils/config.py``), dataset folders and pairing (``data/layouts.py``), the prompt sets
-(``net/prompts.py``), the demo's ``--degradation`` choices, the stand-in generator
+(``net/prompts/``), the demo's ``--degradation`` choices, the stand-in generator
 (``data/sample.py``), the downloads of ``python -m data.prepare``, the data benchmark and the
 tables of docs/datasets.md are all derived from the registries, read when they are used (never copied at import).
 

@@ -365,7 +365,3 @@ def main(argv: list[str] | None = None) -> int:
     for line in describe_tasks(table):
         print(f"  {line}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
