@@ -44,3 +44,18 @@ def lightning_file(path: Path, model: str, seed: int) -> Path:
                           "prompt_set": "detailed" if table else None, "prompt_table": table, "setting": "3D"}},
                path)
     return path
+
+
+def run_with_stages(model: torch.nn.Module, img: torch.Tensor,
+                    stages) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The output of ``model(img)`` (no grad) and the outputs of its named (dotted) submodules ``stages``,
+    recorded by forward hooks (the parity tests' recorded stages)."""
+    outputs = {}
+    hooks = [model.get_submodule(name).register_forward_hook(
+        lambda _m, _i, out, name=name: outputs.__setitem__(name, out)) for name in stages]
+    try:
+        with torch.no_grad():
+            return model(img), outputs
+    finally:
+        for h in hooks:
+            h.remove()

@@ -14,6 +14,7 @@ from conftest import PARITY, parity_value
 from net import BioIR
 from net.registry import create_model
 from net.speed import prepare_for_speed
+from tests.helpers import run_with_stages
 
 FIXTURE = PARITY / "bioir"
 TOL_FLOAT64 = 1e-7  # output and every stage (fixture README: the float64 noise floor is 5.4e-9)
@@ -42,19 +43,6 @@ def reference_network(state: dict[str, torch.Tensor], dtype: torch.dtype) -> Bio
     model = BioIR().to(dtype)
     model.load_state_dict(state, strict=True)  # float32 values, copied into the model's dtype
     return model.eval()
-
-
-def run_with_stages(model: BioIR, img: torch.Tensor, stages) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The output and the outputs of the named (dotted) submodules (forward hooks)."""
-    outputs = {}
-    hooks = [model.get_submodule(name).register_forward_hook(
-        lambda _m, _i, out, name=name: outputs.__setitem__(name, out)) for name in stages]
-    try:
-        with torch.no_grad():
-            return model(img), outputs
-    finally:
-        for h in hooks:
-            h.remove()
 
 
 def test_state_dict_layout_matches_the_released_checkpoint(bioir_keys):

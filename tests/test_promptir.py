@@ -13,6 +13,7 @@ from conftest import PARITY, parity_value
 from net import PromptIR, PromptIRConfig
 from net.registry import create_model, resolve_network
 from net.speed import prepare_for_speed
+from tests.helpers import run_with_stages
 
 FIXTURE = PARITY / "promptir"
 TOL = 1e-3  # output and every stage, float32 on the CPU (the reference in float64 is within 2.9e-5)
@@ -37,19 +38,6 @@ def reference_network(state: dict[str, torch.Tensor]) -> PromptIR:
     model = PromptIR()
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def run_with_stages(model: PromptIR, img: torch.Tensor, stages) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The output and the outputs of the named submodules (forward hooks)."""
-    outputs = {}
-    hooks = [getattr(model, name).register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-             for name in stages]
-    try:
-        with torch.no_grad():
-            return model(img), outputs
-    finally:
-        for h in hooks:
-            h.remove()
 
 
 def test_state_dict_layout_matches_the_released_checkpoint(promptir_keys):
