@@ -87,3 +87,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def hub_model(tmp_path) -> Path:
+    """A tiny DFPIR as a Hub folder (fast to read and to run)."""
+    from net.prompts import PromptTable, prompt_list
+    from net.registry import create_model
+
+    torch.manual_seed(0)
+    net = create_model("tiny")
+    net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
+    net.save_pretrained(tmp_path / "model")
+    return tmp_path / "model"

@@ -28,7 +28,6 @@ from engine.report import CheckpointResults, write_results
 from net import hub, prompts
 from net.prompts import PromptTable, load_prompt_file, prompt_list
 from net.recognizer import DegradationRecognizer, save_recognizer
-from net.registry import create_model
 from utils.image_io import write_png
 from utils.outputs import OutputError, WriteError, atomic_write, check_output, check_output_dir, staged_folder
 from utils.run_lock import LOCK_NAME, LockHeld, RunLock
@@ -491,16 +490,6 @@ def test_an_output_folder_check_creates_nothing(tmp_path):
 
 
 # The demo
-
-
-@pytest.fixture
-def hub_model(tmp_path) -> Path:
-    """A tiny DFPIR as a Hub folder (fast to read and to run)."""
-    torch.manual_seed(0)
-    net = create_model("tiny")
-    net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
-    net.save_pretrained(tmp_path / "model")
-    return tmp_path / "model"
 
 
 def photos(folder: Path, *names: str) -> Path:

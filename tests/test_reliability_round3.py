@@ -216,16 +216,6 @@ def test_evaluation_refuses_restored_images_written_into_a_test_set(trained_run,
 # Case 4: every input of demo.py checked before the first restoration; the suggested rerun works; case 9
 
 
-@pytest.fixture
-def hub_model(tmp_path) -> Path:
-    """A tiny DFPIR as a Hub folder (fast to read and to run)."""
-    torch.manual_seed(0)
-    net = create_model("tiny")
-    net.prompt_table, net.prompt_set = PromptTable(prompt_list("detailed"), torch.randn(7, 512), "t"), "detailed"
-    net.save_pretrained(tmp_path / "model")
-    return tmp_path / "model"
-
-
 def _photo(path: Path, size: tuple[int, int] = (20, 24)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
