@@ -74,7 +74,7 @@ def curves_figure(metrics: dict[str, Series], title: str = "") -> Image.Image:
     """Two charts: the training loss (raw, and its running mean) and the validation PSNR per test set."""
     loss = metrics.get("loss", [])
     window = max(1, len(loss) // 20)
-    trend = {"L1 loss" + (f" (mean of {window})" if window > 1 else ""): running_mean(loss, window)} if loss else {}
+    trend = {"loss" + (f" (mean of {window})" if window > 1 else ""): running_mean(loss, window)} if loss else {}
     faint = {next(iter(trend)): loss} if window > 1 else None
     validation = {
         TASKS[m.group(1)].test_set if m.group(1) in TASKS else m.group(1): points
@@ -83,7 +83,7 @@ def curves_figure(metrics: dict[str, Series], title: str = "") -> Image.Image:
     if "val_psnr" in metrics:
         validation["average"] = metrics["val_psnr"]
     return stack([
-        line_chart(trend, f"{title}training loss".strip(), "step", "L1", faint=faint),
+        line_chart(trend, f"{title}training loss".strip(), "step", "the recipe's loss", faint=faint),
         line_chart(validation, "validation PSNR per test set", "step", "PSNR (dB)"),
     ])
 

@@ -82,3 +82,23 @@ def test_curves_join_resumed_runs_from_tensorboard_and_csv(tmp_path):
 
 def test_a_chart_with_nothing_logged_is_still_drawn():
     assert line_chart({}, "empty", "step", "L1").size == (640, 300)
+
+
+def test_tick_labels_carry_the_decimals_of_their_step():
+    from utils.figures import _tick_label
+
+    assert [_tick_label(v, 2.5) for v in (-5.0, -2.5, 0.0, 2.5)] == ["-5.0", "-2.5", "0.0", "2.5"]
+    assert [_tick_label(v, 0.25) for v in (0.25, 0.5)] == ["0.25", "0.50"]
+    assert [_tick_label(v, 200) for v in (0, 200)] == ["0", "200"]
+
+
+def test_a_reference_level_is_drawn_dashed_even_above_every_line():
+    from utils.figures import MUTED
+
+    def muted_pixels(image):
+        return int((np.asarray(image) == MUTED).all(axis=-1).sum())
+
+    lines = {"net": [(0, -5.0), (800, 3.4)]}
+    plain = line_chart(lines, "t", "step", "dB", size=(640, 230))
+    with_level = line_chart(lines, "t", "step", "dB", size=(640, 230), levels={"non-local means": 4.7})
+    assert muted_pixels(with_level) > muted_pixels(plain) + 200  # the dashes across the frame and in the legend

@@ -144,27 +144,31 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def _tick_label(value: float, step: float) -> str:
+    """``value`` with as many decimals as the tick step has (a step of 2.5 labels 2.5 and 5.0, not 2 and 5)."""
     if abs(value) >= 10000:
         return f"{value / 1000:g}k"
-    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    decimals = next(d for d in range(7) if abs(round(step, d) - step) <= 1e-9 * step or d == 6)
     return f"{value:.{decimals}f}"
 
 
 def line_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label: str, y_label: str,
                size: tuple[int, int] = (640, 300), faint: dict[str, list[tuple[float, float]]] | None = None,
-               ) -> Image.Image:
+               levels: dict[str, float] | None = None) -> Image.Image:
     """Lines of (x, y) points, one per label, on shared axes with a legend; ``faint`` lines are drawn lightly
-    underneath (e.g. raw values under their running mean). A series of one point is drawn as a dot."""
+    underneath (e.g. raw values under their running mean); ``levels`` are labelled reference values, drawn as
+    dashed horizontal lines in the legend's grey (e.g. a classical method's score). A series of one point is
+    drawn as a dot."""
     width, height = size
     chart = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(chart)
     title_font, label_font = font(15), font(12)
     draw.text((PAD, PAD), title, fill=INK, font=title_font)
+    levels = levels or {}
     points = [p for line in [*series.values(), *(faint or {}).values()] for p in line]
     if not points:
         draw.text((PAD, height // 2), "nothing logged yet", fill=MUTED, font=label_font)
         return chart
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    xs, ys = [p[0] for p in points], [p[1] for p in points] + list(levels.values())
     margin = 0.06 * ((max(ys) - min(ys)) or abs(max(ys)) or 1.0)  # lines clear of the frame
     x_lo, x_hi = min(xs), max(xs)
     y_lo, y_hi = min(ys) - margin, max(ys) + margin
@@ -175,7 +179,7 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label
     y_labels = [_tick_label(v, y_step) for v in y_ticks]
     left = PAD + max(_text_size(s, label_font)[0] for s in y_labels) + 8
     top = PAD + _text_size(title, title_font)[1] + _text_size(y_label, label_font)[1] + 18
-    legend_w = max(_text_size(name, label_font)[0] for name in series) + 34 if series else 0
+    legend_w = max(_text_size(name, label_font)[0] for name in [*series, *levels]) + 34 if series or levels else 0
     right, bottom = width - PAD - legend_w, height - PAD - 2 * (_text_size("0", label_font)[1] + 6)
 
     def to_px(x: float, y: float) -> tuple[float, float]:
@@ -203,13 +207,28 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label
     for name, line in (faint or {}).items():
         colour = tuple(int(c + (255 - c) * 0.7) for c in colours.get(name, MUTED))
         _polyline(draw, [to_px(x, y) for x, y in line], colour, 1)
+    for value in levels.values():
+        _dashed(draw, to_px(x_lo, value), to_px(x_hi, value), MUTED)
     for name, line in series.items():
         _polyline(draw, [to_px(x, y) for x, y in line], colours[name], 2)
-    for i, name in enumerate(series):  # legend
+    for i, name in enumerate([*series, *levels]):  # legend
         y = top + 4 + i * (_text_size("Ag", label_font)[1] + 8)
-        draw.line([(right + 10, y + 7), (right + 28, y + 7)], fill=colours[name], width=3)
+        if name in series:
+            draw.line([(right + 10, y + 7), (right + 28, y + 7)], fill=colours[name], width=3)
+        else:
+            _dashed(draw, (right + 10, y + 7), (right + 28, y + 7), MUTED)
         draw.text((right + 32, y), name, fill=INK, font=label_font)
     return chart
+
+
+def _dashed(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], colour,
+            dash: float = 6.0) -> None:
+    """A horizontal dashed line from start to end (2 px, dashes and gaps of ``dash`` pixels)."""
+    (x0, y), (x1, _) = start, end
+    x = x0
+    while x < x1:
+        draw.line([(x, y), (min(x + dash, x1), y)], fill=colour, width=2)
+        x += 2 * dash
 
 
 def _polyline(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], colour, width: int) -> None:
