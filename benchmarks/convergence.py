@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: the repository root holds the 
 import lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from skimage.restoration import denoise_nl_means  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -60,6 +61,7 @@ from engine.preflight import Preflight, network_problems  # noqa: E402
 from engine.prompt_tables import prompt_table_for  # noqa: E402
 from engine.scoring import Scorer  # noqa: E402
 from net.prompts import PromptOptions  # noqa: E402
+from net.recipe import TrainingBatch, restore_batch  # noqa: E402
 from net.registry import NetworkSpec, model_names, tiny_models  # noqa: E402
 from net.speed import prepare_for_speed  # noqa: E402
 from utils.config import above, at_least, opt, problems, read_command_line, resolve  # noqa: E402
@@ -75,10 +77,17 @@ DEFAULT_STEPS = 800
 DEFAULT_EVAL_EVERY = 100
 
 
-def training_loss(module: RestorationModule, batch: dict) -> torch.Tensor:
-    """The training run's loss of one batch (``RestorationModule.training_step`` minimises the same):
-    the recipe's loss of the network's restoration (``Recipe.training_loss``, its total); batch: the
-    mixture's ``degraded``, ``clean`` (B, 3, P, P) and ``de_id`` (B,) -> scalar."""
+def training_loss(module: RestorationModule, batch: dict, loss: str = "recipe") -> torch.Tensor:
+    """The loss of one batch; batch: the mixture's ``degraded``, ``clean`` (B, 3, P, P) and ``de_id`` (B,) -> scalar.
+
+    ``loss="recipe"``: the training run's (``RestorationModule.training_step`` minimises the same): the recipe's
+    loss of the network's restoration (``Recipe.training_loss``, its total). ``loss="mse"``: the mean squared
+    error of the same restoration, the diagnostic of :data:`LOSSES`.
+    """
+    if loss == "mse":
+        code = module.text_codes(batch["de_id"])
+        restored = restore_batch(module.net, TrainingBatch(batch["degraded"], batch["clean"], batch["de_id"], code))
+        return F.mse_loss(restored, batch["clean"])
     return module.loss_terms(batch["degraded"], batch["de_id"], batch["clean"]).total
 
 
@@ -100,6 +109,13 @@ def training_module(name: str, setting: str, tasks: list[str], prompt_args: argp
 
 
 SCHEDULES = ("cosine", "recipe")
+LOSSES = ("recipe", "mse")
+"""--loss: the recipe's (what a training run minimises), or the mean squared error as a diagnostic. An L1 loss
+(DFPIR's and PromptIR's recipes) can hold a network at its input on a task whose residual is sparse (thin rain
+streaks on unchanged pixels): at the identity, any change of the output costs L1 on every unchanged pixel, at
+full rate however small, and gains only on the few degraded ones, so a network whose features are not already
+sparse there stays put. The squared error charges small changes quadratically and has no such trap; a task that
+learns with mse and not with the recipe's loss has learnable, correctly paired data (docs/training.md)."""
 BUDGET_LR = 1e-3
 """--lr with --schedule cosine: 5-10x the recipes' rates (DFPIR 1e-4, PromptIR and BioIR 2e-4), as the
 overfit test (tests/test_overfit.py), so that a budget of a few hundred steps shows every task learning."""
@@ -125,6 +141,10 @@ class ConvergenceConfig(SeedOption, PatchSizeOption, HardwareOptions, PromptOpti
                         "--steps, which a short budget needs (the recipes' schedules span 80-150 epochs; PromptIR's "
                         "and BioIR's warm up from lr 0 over 15 epochs); recipe: the recipe's own rate and schedule, "
                         "stepped as the training run steps it")
+    loss: str = opt("--loss", default="recipe", choices=LOSSES, group="run",
+                    help="recipe: each network's own loss (what a training run minimises); mse: the mean squared "
+                    "error of the same restoration, a diagnostic for a task that stays at its input under an L1 "
+                    "loss (docs/training.md)")
     batch_size: int = opt("--batch_size", default=4, rule=at_least(1), group="run", help="images per step")
     output_dir: str = opt("--output_dir", default="convergence", group="run",
                           help="folder of the table, json and figure")
@@ -294,7 +314,7 @@ def train_and_score(name: str, args: ConvergenceConfig, paths: DatasetPaths, tas
         while step < args.steps:
             for batch in loader:
                 batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                loss = training_loss(module, batch)
+                loss = training_loss(module, batch, args.loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -393,6 +413,7 @@ def convergence(argv: list[str] | None = None) -> int:
                    for name in models}
     header = (f"Convergence on {data_name}, {args.setting} mixture: {args.steps} steps of batch {args.batch_size}, "
               f"patch {args.patch_size}, seed {args.seed}, each network with its recipe"
+              f"{' (but the mean squared error as its loss, --loss mse)' if args.loss == 'mse' else ''}"
               f"{schedule_text(args)}; {device.type}, "
               f"{torch.get_num_threads()} threads, {(time.perf_counter() - start) / 60:.1f} min "
               "(benchmarks/convergence.py).")

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.convergence import OUTPUT_FILES, main, noise_sigma
 from utils.tasks import SETTINGS, TASKS
@@ -58,3 +59,18 @@ def test_noise_sigma_estimates_gaussian_noise():
     flat = np.full((96, 96, 3), 0.5)
     for sigma in (15, 25, 50):
         assert noise_sigma(flat + rng.normal(0, sigma / 255, flat.shape)) * 255 == pytest.approx(sigma, rel=0.1)
+
+
+def test_the_mse_diagnostic_scores_the_same_restoration_the_recipes_loss_scores(one_thread):
+    from benchmarks.convergence import read_options, training_loss, training_module
+
+    tasks = list(SETTINGS["3D"].train_repeats)
+    module = training_module("tiny", "3D", tasks, read_options(["--device", "cpu"]))
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 32, 32, generator=generator)
+    batch = {"degraded": (clean + 0.1 * torch.randn(2, 3, 32, 32, generator=generator)).clamp(0, 1), "clean": clean,
+             "de_id": torch.tensor([0, 3])}
+    with torch.no_grad():
+        restored = module.net(batch["degraded"], module.text_codes(batch["de_id"]))
+        assert training_loss(module, batch, "mse").item() == pytest.approx(((restored - clean) ** 2).mean().item())
+        assert training_loss(module, batch).item() == pytest.approx((restored - clean).abs().mean().item())  # L1
