@@ -2,14 +2,15 @@
 
     python benchmarks/convergence.py [--model tiny promptir_tiny ...] [--steps 400] [--eval_every 100]
         [--output_dir convergence] [--overwrite] [--data_root DIR | --derain_dir DIR ...] [--data_file_dir DIR]
-        [--setting 3D] [--schedule cosine|recipe] [--lr RATE] [--batch_size 4] [--patch_size 32] [--seed 0]
-        [--device auto]
+        [--setting 3D] [--schedule cosine|recipe] [--lr RATE] [--loss recipe|mse] [--batch_size 4]
+        [--patch_size 32] [--seed 0] [--device auto]
 
 Each network (``--model``, repeatable; default: every tiny preset, ``net.registry.tiny_models``) is trained
 from the same seed on the same batches (the training run's mixture and sampler, ``data/datamodule.py``)
 with its own recipe (``net/recipe.py``: loss and optimiser; by default from a learning rate of 1e-3
 annealed by a cosine to 0 over the budget, with ``--schedule recipe`` its own rate and schedule,
-stepped as the training run steps it), with the fast path of the training run (``net/speed.py``). Before the first
+stepped as the training run steps it; ``--loss mse``: the squared error instead of the recipe's loss, a diagnostic,
+:data:`LOSSES`), with the fast path of the training run (``net/speed.py``). Before the first
 step and every ``--eval_every`` steps it is scored on the setting's test sets as the test scripts
 score it (``trainer.test`` of ``engine/module.py``: whole images, clipped, PSNR/SSIM of
 ``engine/scoring.py``). Per task the table gives the restored PSNR/SSIM, the degraded input's
@@ -24,8 +25,9 @@ mean, and the curve to compare a real run's first hour with: docs/training.md.
 
 Written into ``--output_dir`` (refused if there already, unless ``--overwrite``; atomic writes):
 ``convergence.json`` ({network: {task: {psnr, ssim, input_psnr, gain, [reference_psnr,] series:
-[{step, psnr, ssim, gain}, ...]}}}), ``convergence.md`` (the table) and ``convergence.png`` (the
-gain against steps, one panel per task, one line per network, the non-local-means gain in grey).
+[{step, psnr, ssim, gain}, ...]}}}), ``convergence.md`` (the table, and under it every task a network ends at
+its input, :func:`at_input_notes`) and ``convergence.png`` (the gain against steps, one panel per task, one line
+per network, the non-local-means gain dashed).
 """
 
 from __future__ import annotations
@@ -350,6 +352,28 @@ def summary(series: list[dict], references: dict[str, dict]) -> dict[str, dict]:
 # --------------------------------------------------------------------------------------------------
 # Outputs
 
+AT_INPUT_DB = 0.1
+"""A final gain within this many dB of 0: the network returns its input on that task."""
+
+
+def at_input_notes(results: dict[str, dict], loss: str) -> list[str]:
+    """One line per network and task that ends at its input (:data:`AT_INPUT_DB`), saying what it means."""
+    notes = []
+    for network, tasks in results.items():
+        for task, e in tasks.items():
+            if abs(e["gain"]) >= AT_INPUT_DB:
+                continue
+            if loss == "recipe":
+                meaning = ("under an L1 loss a network can stay at its input on a task for a long time (the tiny "
+                           "DFPIR on thin rain streaks does), which alone is no sign of faulty data: rerun with "
+                           "--loss mse; if the task learns then, its data and pairing are right")
+            else:
+                meaning = ("with the squared error too: check this task's data and pairing (the training scripts' "
+                           "--check_data)")
+            notes.append(f"- {network} on {task}: {e['gain']:+.2f} dB, it returns its input; {meaning} "
+                         "(docs/training.md).")
+    return notes
+
 
 def markdown_table(results: dict[str, dict]) -> str:
     rows = ["| network | task | input PSNR | restored PSNR | SSIM | gain (dB) | gain at the first score | "
@@ -376,9 +400,10 @@ def gain_figure(results: dict[str, dict], tasks: list[str]):
     return stack(panels)
 
 
-def write_outputs(outputs: list[Path], results: dict[str, dict], tasks: list[str], header: str) -> str:
+def write_outputs(outputs: list[Path], results: dict[str, dict], tasks: list[str], header: str, loss: str) -> str:
+    """Write the json, the table (with :func:`at_input_notes` under it) and the figure -> the table and notes."""
     json_path, md_path, png_path = outputs
-    table = markdown_table(results)
+    table = "\n\n".join(filter(None, [markdown_table(results), "\n".join(at_input_notes(results, loss))]))
     outputs[0].parent.mkdir(parents=True, exist_ok=True)
     atomic_write(json_path, json.dumps(results, indent=2) + "\n")
     atomic_write(md_path, f"{header}\n\n{table}\n")
@@ -417,7 +442,7 @@ def convergence(argv: list[str] | None = None) -> int:
               f"{schedule_text(args)}; {device.type}, "
               f"{torch.get_num_threads()} threads, {(time.perf_counter() - start) / 60:.1f} min "
               "(benchmarks/convergence.py).")
-    table = write_outputs(outputs, results, tasks, header)
+    table = write_outputs(outputs, results, tasks, header, args.loss)
     print(f"\n{header}\n\n{table}\n\nwritten: {', '.join(str(p) for p in outputs)}")
     return 0
 

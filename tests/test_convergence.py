@@ -74,3 +74,12 @@ def test_the_mse_diagnostic_scores_the_same_restoration_the_recipes_loss_scores(
         restored = module.net(batch["degraded"], module.text_codes(batch["de_id"]))
         assert training_loss(module, batch, "mse").item() == pytest.approx(((restored - clean) ** 2).mean().item())
         assert training_loss(module, batch).item() == pytest.approx((restored - clean).abs().mean().item())  # L1
+
+
+def test_a_task_left_at_its_input_is_explained_under_the_table():
+    from benchmarks.convergence import at_input_notes
+
+    results = {"tiny": {"derain": {"gain": -0.01}, "dehaze": {"gain": 2.2}}, "bioir_tiny": {"derain": {"gain": 1.5}}}
+    notes = at_input_notes(results, "recipe")
+    assert len(notes) == 1 and notes[0].startswith("- tiny on derain: -0.01 dB") and "--loss mse" in notes[0]
+    assert "--check_data" in at_input_notes(results, "mse")[0]  # the squared error too: the data are suspect
