@@ -29,7 +29,7 @@ def test_models_are_named_configurations_of_registered_architectures():
 def test_without_a_recorded_network_model_decides_and_defaults_to_the_paper():
     assert resolve_network(None).config == DFPIRConfig.paper().to_dict()
     assert resolve_network("tiny", _checkpoint(None)).config == TINY  # an authors' file of the tiny network
-    # A file that names no network is recognised by its layout (tests/test_promptir_checkpoints.py); an empty
+    # A file that names no network is recognised by its layout (tests/test_released_formats.py); an empty
     # one fits none.
     with pytest.raises(NetworkError, match="fit no registered network .*tried paper .*promptir_tiny"):
         resolve_network(None, _checkpoint(None))
