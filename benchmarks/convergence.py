@@ -368,8 +368,8 @@ def at_input_notes(results: dict[str, dict], loss: str) -> list[str]:
                            "DFPIR on thin rain streaks does), which alone is no sign of faulty data: rerun with "
                            "--loss mse; if the task learns then, its data and pairing are right")
             else:
-                meaning = ("with the squared error too: check this task's data and pairing (the training scripts' "
-                           "--check_data)")
+                meaning = ("with the squared error too: if it stays there over more --steps, check this task's "
+                           "data and pairing (the training scripts' --check_data)")
             notes.append(f"- {network} on {task}: {e['gain']:+.2f} dB, it returns its input; {meaning} "
                          "(docs/training.md).")
     return notes
