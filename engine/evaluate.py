@@ -140,9 +140,11 @@ def mark_untrained(results: dict, untrained: list[str]) -> dict:
     return marked
 
 
-def default_output_path(network: NetworkSpec, setting: str) -> str:
-    """--output_path when not given: named after the (first) checkpoint's network (outputs/DFPIR_3D)."""
-    return f"outputs/{network.display_name}_{setting}"
+def default_output_path(networks: list[NetworkSpec], setting: str) -> str:
+    """--output_path when not given: named after the checkpoints' networks, each once, in the order given
+    (outputs/DFPIR_3D; several checkpoints of DFPIR and PromptIR: outputs/DFPIR_vs_PromptIR_3D)."""
+    names = dict.fromkeys(network.display_name for network in networks)
+    return f"outputs/{'_vs_'.join(names)}_{setting}"
 
 
 def _preflight(setting: str, argv: list[str] | None) -> tuple[EvalConfig, list[Candidate],
@@ -177,7 +179,7 @@ def _preflight(setting: str, argv: list[str] | None) -> tuple[EvalConfig, list[C
                 candidates.append(candidate)
         problems += network_problems(args, network)
     if networks:
-        setting_defaults["output_path"] = default_output_path(networks[0], setting)
+        setting_defaults["output_path"] = default_output_path(networks, setting)
         args = resolve(EvalConfig, given, None, setting_defaults, context)
     checks.add(config_problems(args, given))
     checks.add(list(dict.fromkeys(problems)))  # the same flag problem once, whatever the number of networks

@@ -16,6 +16,7 @@ import yaml
 import options
 from engine.evaluate import main as evaluate_main
 from engine.train import main as train_main
+from net.registry import create_model
 from utils.config import Config, default_of, fields_of, read_command_line, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,6 +128,16 @@ def test_print_config_of_the_test_script(trained_run, tmp_path, capsys):
     assert "tile: 64  # flag" in out and "output_path: outputs/DFPIR_5D  # setting" in out
     assert yaml.safe_load(out)["tasks"] == list(options.SETTINGS["5D"].test_tasks)
     assert "tasks:  # setting" in out and "tile_overlap: 32  # default" in out
+
+
+def test_a_comparison_of_several_networks_is_named_after_each_of_them(tmp_path, capsys):
+    files = {name: tmp_path / f"{name}.pt" for name in ("tiny", "promptir_tiny")}
+    for name, path in files.items():
+        torch.save(create_model(name).state_dict(), path)
+    argv = ["--ckpt", str(files["tiny"]), "--ckpt", str(files["promptir_tiny"]), "--ckpt", str(files["tiny"]),
+            "--label", "a", "--label", "b", "--label", "c", "--print_config"]
+    assert evaluate_main("3D", argv) == 0
+    assert "output_path: outputs/DFPIR_vs_PromptIR_3D  # setting" in capsys.readouterr().out
 
 
 def test_print_config_refuses_a_value_out_of_range(capsys):
