@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Issue 9's GPU measurements in one prepared run (about 8 minutes on an H100/H200, compilation
-# included; no internet). Usage, from the repository root:
+# Issue 9's and issue 31's GPU measurements in one prepared run (no internet; steps 1-3 and 5 took about
+# 8 minutes on an H100, compilation included; step 4 adds about 3, estimated from the 211 ms eager step).
+# Usage, from the repository root:
 #     OUT=results bash benchmarks/gpu_train.sh
 #     DEVICE=cpu QUICK=1 bash benchmarks/gpu_train.sh     # the same steps on the CPU, tiny preset (smoke test)
-# What it runs (the summary in $OUT/train_summary.txt, every log appended to $OUT/logs.txt: two files):
+# What it runs (the summary in $OUT/train_summary.txt, every log appended to $OUT/logs.txt, the convergence
+# outputs in $OUT/convergence_recipe/ and $OUT/convergence_mse/):
 #  1. a real-size synthetic dataset (benchmarks/bench_data.py: training sets at their real sizes, and
 #     the 3D validation sets at their real sizes and counts) and a prompt file of random codes;
 #  2. at the same time: the cold compilations of the two compiled configurations (they fill Inductor's
@@ -14,7 +16,10 @@
 #     (train_3D_DFPIR.py, Lightning, 16 workers) with --precision 32 (eager), bf16-mixed --compile
 #     (with one validation at the real test-set sizes) and 32 --compile; the data pipeline's rate
 #     with 0 and with all workers;
-#  4. one summary line per configuration (benchmarks/gpu_report.py). A failed or missing run gives a
+#  4. issue 31: benchmarks/convergence.py with the paper network on the generated 3D stand-in, batch 5 x 128,
+#     CONV_STEPS steps (default 300) from lr 3e-4 annealed over them, once with its recipe's L1 loss and once
+#     with --loss mse (tables in $OUT/convergence_recipe/ and $OUT/convergence_mse/, also in the summary);
+#  5. one summary line per configuration (benchmarks/gpu_report.py). A failed or missing run gives a
 #     "no result" line and the script goes on; if it is stopped early, `python -m benchmarks.gpu_report
 #     $WORK/logs` prints the summary of what its logs hold.
 set -euo pipefail
@@ -28,10 +33,12 @@ if [ -n "${QUICK:-}" ]; then  # tiny network, batch 2 (as benchmark.py --quick),
     BATCH=2; NET="--model tiny --patch_size 128 --batch_size $BATCH"; BENCH="--preset tiny --quick"
     STEPS=${STEPS:-24}; EAGER_STEPS=${EAGER_STEPS:-14}; VAL_AT=${VAL_AT:-16}; IMAGES=2; TEST_SCALE=0.01
     WORKERS=2; DATA_SAMPLES=40; DATA_SAMPLES_ONE=20
+    CONV="--model tiny --batch_size 2 --patch_size 32 --steps ${CONV_STEPS:-4} --eval_every 2"
 else
     BATCH=5; NET="--model paper --patch_size 128 --batch_size $BATCH"; BENCH="--preset paper"
     STEPS=${STEPS:-220}; EAGER_STEPS=${EAGER_STEPS:-40}; VAL_AT=${VAL_AT:-120}; IMAGES=24; TEST_SCALE=1
     WORKERS=${WORKERS:-$CPUS}; DATA_SAMPLES=2000; DATA_SAMPLES_ONE=$((DATA_SAMPLES / 15))
+    CONV="--model paper --batch_size 5 --patch_size 128 --lr 3e-4 --steps ${CONV_STEPS:-300} --eval_every 50"
 fi
 DATA=$WORK/data
 PROMPTS=$WORK/prompts.pt
@@ -88,7 +95,16 @@ train fp32_compile --precision 32 --compile --max_steps $STEPS --val_every 0
     > "$LOGS/data_rate_all.log" 2>&1 || stamp "bench_data.py failed: see logs.txt"
 keep data_rate_one data_rate_all
 
-stamp "4. summary"
+stamp "4. convergence of the paper network on the stand-in, its recipe's loss and --loss mse (issue 31)"
+for loss in recipe mse; do
+    "$PYTHON" benchmarks/convergence.py $CONV --loss $loss --device "$DEVICE" --num_workers $WORKERS \
+        --output_dir "$OUT/convergence_$loss" --overwrite > "$LOGS/convergence_$loss.log" 2>&1 \
+        || stamp "convergence.py --loss $loss failed: see logs.txt"
+    keep "convergence_$loss"
+done
+
+stamp "5. summary"
 "$PYTHON" -m benchmarks.gpu_report "$LOGS" --batch_size $BATCH | tee -a "$SUMMARY"
+for loss in recipe mse; do cat "$OUT/convergence_$loss/convergence.md" >> "$SUMMARY" 2>/dev/null || true; done
 echo "tests/test_gpu.py: $(tail -n 1 "$LOGS/test_gpu.log") (exit $gpu_tests)" | tee -a "$SUMMARY"
 stamp "done"
