@@ -26,8 +26,8 @@ mean, and the curve to compare a real run's first hour with: docs/training.md.
 Written into ``--output_dir`` (refused if there already, unless ``--overwrite``; atomic writes):
 ``convergence.json`` ({network: {task: {psnr, ssim, input_psnr, gain, [reference_psnr,] series:
 [{step, psnr, ssim, gain}, ...]}}}), ``convergence.md`` (the table, and under it every task a network ends at
-its input, :func:`at_input_notes`) and ``convergence.png`` (the gain against steps, one panel per task, one line
-per network, the non-local-means gain dashed).
+its input or below it, :func:`at_input_notes`) and ``convergence.png`` (the gain against steps, one panel per
+task, one line per network, the non-local-means gain dashed).
 """
 
 from __future__ import annotations
@@ -357,12 +357,14 @@ AT_INPUT_DB = 0.1
 
 
 def at_input_notes(results: dict[str, dict], loss: str) -> list[str]:
-    """One line per network and task that ends at its input (:data:`AT_INPUT_DB`), saying what it means."""
+    """One line per network and task that does not end above its input by :data:`AT_INPUT_DB` (at its input,
+    or worse), saying what it means and what to run next."""
     notes = []
     for network, tasks in results.items():
         for task, e in tasks.items():
-            if abs(e["gain"]) >= AT_INPUT_DB:
+            if e["gain"] >= AT_INPUT_DB:
                 continue
+            where = "it returns its input" if e["gain"] > -AT_INPUT_DB else "worse than its input"
             if loss == "recipe":
                 meaning = ("under an L1 loss a network can stay at its input on a task for a long time (the tiny "
                            "DFPIR on thin rain streaks does), which alone is no sign of faulty data: rerun with "
@@ -370,8 +372,7 @@ def at_input_notes(results: dict[str, dict], loss: str) -> list[str]:
             else:
                 meaning = ("with the squared error too: if it stays there over more --steps, check this task's "
                            "data and pairing (the training scripts' --check_data)")
-            notes.append(f"- {network} on {task}: {e['gain']:+.2f} dB, it returns its input; {meaning} "
-                         "(docs/training.md).")
+            notes.append(f"- {network} on {task}: {e['gain']:+.2f} dB, {where}; {meaning} (docs/training.md).")
     return notes
 
 

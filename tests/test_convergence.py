@@ -79,7 +79,10 @@ def test_the_mse_diagnostic_scores_the_same_restoration_the_recipes_loss_scores(
 def test_a_task_left_at_its_input_is_explained_under_the_table():
     from benchmarks.convergence import at_input_notes
 
-    results = {"tiny": {"derain": {"gain": -0.01}, "dehaze": {"gain": 2.2}}, "bioir_tiny": {"derain": {"gain": 1.5}}}
+    results = {"tiny": {"derain": {"gain": -0.01}, "dehaze": {"gain": 2.2}},
+               "bioir_tiny": {"derain": {"gain": 1.5}, "dehaze": {"gain": -0.4}}}
     notes = at_input_notes(results, "recipe")
-    assert len(notes) == 1 and notes[0].startswith("- tiny on derain: -0.01 dB") and "--loss mse" in notes[0]
+    assert len(notes) == 2 and all("--loss mse" in note for note in notes)
+    assert notes[0].startswith("- tiny on derain: -0.01 dB, it returns its input;")
+    assert notes[1].startswith("- bioir_tiny on dehaze: -0.40 dB, worse than its input;")
     assert "--check_data" in at_input_notes(results, "mse")[0]  # the squared error too: the data are suspect
