@@ -358,22 +358,23 @@ AT_INPUT_DB = 0.1
 
 def at_input_notes(results: dict[str, dict], loss: str) -> list[str]:
     """One line per network and task that does not end above its input by :data:`AT_INPUT_DB` (at its input,
-    or worse), saying what it means and what to run next."""
-    notes = []
+    or worse), then one line on what that means and what to run next; [] when every task ends above it."""
+    lines = []
     for network, tasks in results.items():
         for task, e in tasks.items():
-            if e["gain"] >= AT_INPUT_DB:
-                continue
-            where = "it returns its input" if e["gain"] > -AT_INPUT_DB else "worse than its input"
-            if loss == "recipe":
-                meaning = ("under an L1 loss a network can stay at its input on a task for a long time (the tiny "
-                           "DFPIR on thin rain streaks does), which alone is no sign of faulty data: rerun with "
-                           "--loss mse; if the task learns then, its data and pairing are right")
-            else:
-                meaning = ("with the squared error too: if it stays there over more --steps, check this task's "
-                           "data and pairing (the training scripts' --check_data)")
-            notes.append(f"- {network} on {task}: {e['gain']:+.2f} dB, {where}; {meaning} (docs/training.md).")
-    return notes
+            if e["gain"] < AT_INPUT_DB:
+                where = "it returns its input" if e["gain"] > -AT_INPUT_DB else "worse than its input"
+                lines.append(f"- {network} on {task}: {e['gain']:+.2f} dB, {where}")
+    if not lines:
+        return []
+    if loss == "recipe":
+        meaning = ("Under an L1 loss a network can stay at its input on a task for a long time (the tiny DFPIR on thin "
+                   "rain streaks does), which alone is no sign of faulty data: rerun with --loss mse; a task that "
+                   "learns then has learnable, correctly paired data")
+    else:
+        meaning = ("With the squared error too: a task that stays there over more --steps points to its data and "
+                   "pairing (the training scripts' --check_data)")
+    return [*lines, "", f"{meaning} (docs/training.md)."]
 
 
 def markdown_table(results: dict[str, dict]) -> str:
