@@ -1,7 +1,7 @@
 """Training BioIR with its authors' recipe (docs/baselines.md "Training BioIR"): the loss of one batch
 (L1 + 0.1 x the L1 of the unnormalised 2-D DFTs) against the formula computed by hand, its terms
 logged; the learning rate of each epoch under the installed Lightning; exact resume; its own 5D
-mixture; --compile."""
+mixture. --compile: the registry-wide tests/test_contract.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import data.datamodule
 from engine.module import RestorationModule
@@ -20,7 +19,6 @@ from net.bioir import BIOIR_RECIPE
 from net.checkpoint import read_checkpoint
 from net.recipe import TrainingBatch
 from net.registry import create_model, recipe_of
-from tests.helpers import compile_with
 from utils.tasks import SETTINGS
 
 BASE_LR = 2e-4
@@ -149,23 +147,3 @@ def test_a_5d_run_mixes_the_authors_repeats_and_logs_every_loss_term(data_root, 
     assert len(rows) == 2
     for row in rows:
         assert float(row["loss"]) == pytest.approx(float(row["loss_l1"]) + float(row["loss_fft"]), rel=1e-5)
-
-
-def test_compiled_bioir_training_is_one_graph(data_root, tmp_path, monkeypatch):
-    """--compile: the whole training step (network and both loss terms) one graph (aot_eager, as in
-    test_training), and it trains to the weights of the eager run."""
-
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-    common = (*DEHAZE, "--batch_size", "4", "--max_steps", "2", "--no-keep_every_epoch", "--lr", "1e-3")
-    _train(data_root, tmp_path / "eager", *common)
-    graphs = compile_with(monkeypatch, "aot_eager")
-    try:
-        _train(data_root, tmp_path / "compiled", *common, "--compile")
-    finally:
-        torch._dynamo.reset()
-    assert len(graphs) == 1, f"{len(graphs)} graphs: the training step has graph breaks"
-    eager = read_checkpoint(tmp_path / "eager" / "last.ckpt").state_dict
-    compiled = read_checkpoint(tmp_path / "compiled" / "last.ckpt").state_dict
-    assert list(compiled) == list(create_model("bioir_tiny").state_dict())  # no "_orig_mod." prefix
-    assert all(torch.allclose(compiled[k], v, atol=1e-5) for k, v in eager.items())
-    assert F.l1_loss(compiled["output.weight"], eager["output.weight"]) < 1e-6

@@ -6,7 +6,7 @@ Each test takes the tiny preset through one clause of the contract: inputs of a 
 multiple of ``size_multiple`` refused; a gradient for every trainable parameter (but the declared
 ``unused_modules``); a strict save/load round trip; recognition of an unnamed file by its key layout;
 a Hub folder round trip with identical outputs; two training steps and one evaluation through the
-scripts on the stand-in data.
+scripts on the stand-in data; --compile training as one graph that trains to the eager run's weights.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from net.checkpoint import CheckpointError, load_pretrained, read_checkpoint
 from net.hub import main as hub_main
 from net.hub_model import HubMixin, from_pretrained
 from net.registry import ARCHITECTURES, NetworkSpec, recognise, resolve_network, tiny_models
+from tests.helpers import compile_with
 from utils.tasks import SETTINGS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -139,13 +140,18 @@ def test_hub_round_trip_gives_identical_outputs(model, network, tmp_path):
         assert torch.equal(_outputs(again, network), _outputs(net, network))
 
 
-def test_two_training_steps_and_one_evaluation_through_the_scripts(model, network, data_root, tmp_path):
-    run = tmp_path / "run"
+def _train_two_steps(model: str, network: NetworkSpec, data_root, run, *extra: str) -> None:
+    """Two steps of train_3D_DFPIR.py on the stand-in dehazing pairs, patch 32, into ``run``."""
     prompts = ["--prompt_backend", "offline"] if network.uses_text_prompts else []
     assert train_main("3D", [
         "--data_root", str(data_root), "--ckpt_dir", str(run), "--model", model, "--de_type", "dehaze",
         "--patch_size", "32", "--batch_size", "2", "--max_steps", "2", "--val_every", "0", "--num_workers", "0",
-        "--device", "cpu", "--logger", "csv", "--data_file_dir", "none", *prompts]) == 0
+        "--device", "cpu", "--logger", "csv", "--data_file_dir", "none", *prompts, *extra]) == 0
+
+
+def test_two_training_steps_and_one_evaluation_through_the_scripts(model, network, data_root, tmp_path):
+    run = tmp_path / "run"
+    _train_two_steps(model, network, data_root, run)
     last = read_checkpoint(run / "last.ckpt")
     assert last.architecture == network.architecture and last.model_config == network.config
 
@@ -158,3 +164,24 @@ def test_two_training_steps_and_one_evaluation_through_the_scripts(model, networ
     paper_row = f"| {network.display_name} 3D ({SETTINGS['3D'].published_source(network.architecture)})"
     published = SETTINGS["3D"].published_for(network.architecture)
     assert paper_row + (" |" if published else ": not published |") in (out / "results.md").read_text()
+
+
+def test_compiled_training_is_one_graph_that_trains_to_the_eager_weights(model, network, data_root, tmp_path,
+                                                                         monkeypatch):
+    """--compile: the whole training step (network and the recipe's loss terms) one graph, saved under the
+    network's own key names, training to the weights of the eager run (aot_eager: Inductor's C++ code generation
+    takes minutes on 2 cores; tests/test_training.py runs DFPIR's with Inductor under DFPIR_SLOW_TESTS=1)."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    common = ("--lr", "1e-3", "--no-keep_every_epoch")
+    _train_two_steps(model, network, data_root, tmp_path / "eager", *common)
+    graphs = compile_with(monkeypatch, "aot_eager")
+    try:
+        _train_two_steps(model, network, data_root, tmp_path / "compiled", *common, "--compile")
+    finally:
+        torch._dynamo.reset()
+    assert len(graphs) == 1, f"{len(graphs)} graphs: the training step has graph breaks"
+    eager = read_checkpoint(tmp_path / "eager" / "last.ckpt").state_dict
+    compiled = read_checkpoint(tmp_path / "compiled" / "last.ckpt").state_dict
+    assert list(compiled) == list(network.build().state_dict())  # no "_orig_mod." prefix
+    assert all(torch.allclose(compiled[k], v, atol=1e-5) for k, v in eager.items())
+    assert F.l1_loss(compiled["output.weight"], eager["output.weight"]) < 1e-6

@@ -15,7 +15,6 @@ from engine.train import main as train_main
 from net.checkpoint import read_checkpoint
 from net.promptir import PROMPTIR_RECIPE
 from net.registry import recipe_of
-from tests.helpers import compile_with
 
 BASE_LR = 2e-4
 # promptir_tiny on the stand-in dehaze set (8 pairs) at the recipe's batch 8: 1 step per epoch. No prompt flag.
@@ -110,15 +109,3 @@ def test_the_5d_mixture_trains_promptir(data_root, tmp_path):
     assert train_main("5D", argv) == 0
     last = read_checkpoint(tmp_path / "run" / "last.ckpt")
     assert last.architecture == "promptir" and last.run_config["setting"] == "5D" and last.prompt_table is None
-
-
-def test_compiled_promptir_training_is_one_graph(data_root, tmp_path, monkeypatch):
-    """--compile takes DFPIR's path: the whole training step one graph (aot_eager here, as in test_training)."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-    graphs = compile_with(monkeypatch, "aot_eager")
-    try:
-        _train(data_root, tmp_path / "run", "--batch_size", "4", "--max_steps", "2", "--no-keep_every_epoch",
-               "--compile")
-    finally:
-        torch._dynamo.reset()
-    assert len(graphs) == 1, f"{len(graphs)} graphs: the training step has graph breaks"
