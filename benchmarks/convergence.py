@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: the repository root holds the packages
@@ -63,7 +63,6 @@ from engine.preflight import Preflight, network_problems  # noqa: E402
 from engine.prompt_tables import prompt_table_for  # noqa: E402
 from engine.scoring import Scorer  # noqa: E402
 from net.prompts import PromptOptions  # noqa: E402
-from net.recipe import TrainingBatch, restore_batch  # noqa: E402
 from net.registry import NetworkSpec, model_names, tiny_models  # noqa: E402
 from net.speed import prepare_for_speed  # noqa: E402
 from utils.config import above, at_least, opt, problems, read_command_line, resolve  # noqa: E402
@@ -79,29 +78,25 @@ DEFAULT_STEPS = 800
 DEFAULT_EVAL_EVERY = 100
 
 
-def training_loss(module: RestorationModule, batch: dict, loss: str = "recipe") -> torch.Tensor:
-    """The loss of one batch; batch: the mixture's ``degraded``, ``clean`` (B, 3, P, P) and ``de_id`` (B,) -> scalar.
-
-    ``loss="recipe"``: the training run's (``RestorationModule.training_step`` minimises the same): the recipe's
-    loss of the network's restoration (``Recipe.training_loss``, its total). ``loss="mse"``: the mean squared
-    error of the same restoration, the diagnostic of :data:`LOSSES`.
-    """
-    if loss == "mse":
-        code = module.text_codes(batch["de_id"])
-        restored = restore_batch(module.net, TrainingBatch(batch["degraded"], batch["clean"], batch["de_id"], code))
-        return F.mse_loss(restored, batch["clean"])
+def training_loss(module: RestorationModule, batch: dict) -> torch.Tensor:
+    """The training run's loss of one batch (``RestorationModule.training_step`` minimises the same):
+    the recipe's loss of the network's restoration (``Recipe.training_loss``, its total); batch: the
+    mixture's ``degraded``, ``clean`` (B, 3, P, P) and ``de_id`` (B,) -> scalar."""
     return module.loss_terms(batch["degraded"], batch["de_id"], batch["clean"]).total
 
 
 def training_module(name: str, setting: str, tasks: list[str], prompt_args: argparse.Namespace,
-                    lr: float | None = None) -> RestorationModule:
+                    lr: float | None = None, loss: str = "recipe") -> RestorationModule:
     """The model ``name`` freshly initialised in the training run's module, on the CPU, with its prompt
     table for ``tasks`` (``prompt_args``: the prompt options, ``--device``) and the fast path;
-    ``lr``: the recipe's optimiser's learning rate (None: the recipe's)."""
+    ``lr``: the recipe's optimiser's learning rate (None: the recipe's); ``loss="mse"``: the recipe with the
+    squared error of the restoration as its whole loss, the diagnostic of :data:`LOSSES`."""
     spec = NetworkSpec.of_model(name)
     table = prompt_table_for(prompt_args, None, tasks, spec.text_dim)
     module = RestorationModule(spec.config, table.to_dict(), prompt_args.prompt_set, setting, tasks, lr=lr,
                                architecture=spec.architecture)
+    if loss == "mse":
+        module.recipe = replace(module.recipe, loss=F.mse_loss, objective=None)
     prepare_for_speed(module.net)
     return module
 
@@ -297,7 +292,8 @@ def train_and_score(name: str, args: ConvergenceConfig, paths: DatasetPaths, tas
     train_tasks = list(setting.train_repeats)
     budget = args.schedule == "cosine"
     lr = args.lr if args.lr is not None or not budget else BUDGET_LR
-    module = training_module(name, args.setting, list(dict.fromkeys(train_tasks + tasks)), args, lr).to(device)
+    module = training_module(name, args.setting, list(dict.fromkeys(train_tasks + tasks)), args, lr,
+                             args.loss).to(device)
     if budget:  # the recipe's optimiser, its rate annealed over the step budget
         optimizer = module.recipe.optimizer([p for p in module.net.parameters() if p.requires_grad], module.hparams)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps)
@@ -316,7 +312,7 @@ def train_and_score(name: str, args: ConvergenceConfig, paths: DatasetPaths, tas
         while step < args.steps:
             for batch in loader:
                 batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                loss = training_loss(module, batch, args.loss)
+                loss = training_loss(module, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
