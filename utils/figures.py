@@ -147,7 +147,9 @@ def _tick_label(value: float, step: float) -> str:
     """``value`` with as many decimals as the tick step has (a step of 2.5 labels 2.5 and 5.0, not 2 and 5)."""
     if abs(value) >= 10000:
         return f"{value / 1000:g}k"
-    decimals = next(d for d in range(7) if abs(round(step, d) - step) <= 1e-9 * step or d == 6)
+    decimals = 0
+    while decimals < 6 and abs(round(step, decimals) - step) > 1e-9 * step:
+        decimals += 1
     return f"{value:.{decimals}f}"
 
 
@@ -208,7 +210,8 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label
         colour = tuple(int(c + (255 - c) * 0.7) for c in colours.get(name, MUTED))
         _polyline(draw, [to_px(x, y) for x, y in line], colour, 1)
     for value in levels.values():
-        _dashed(draw, to_px(x_lo, value), to_px(x_hi, value), MUTED)
+        (x0, y), (x1, _) = to_px(x_lo, value), to_px(x_hi, value)
+        _dashed(draw, x0, x1, y, MUTED)
     for name, line in series.items():
         _polyline(draw, [to_px(x, y) for x, y in line], colours[name], 2)
     for i, name in enumerate([*series, *levels]):  # legend
@@ -216,15 +219,13 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label
         if name in series:
             draw.line([(right + 10, y + 7), (right + 28, y + 7)], fill=colours[name], width=3)
         else:
-            _dashed(draw, (right + 10, y + 7), (right + 28, y + 7), MUTED)
+            _dashed(draw, right + 10, right + 28, y + 7, MUTED)
         draw.text((right + 32, y), name, fill=INK, font=label_font)
     return chart
 
 
-def _dashed(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], colour,
-            dash: float = 6.0) -> None:
-    """A horizontal dashed line from start to end (2 px, dashes and gaps of ``dash`` pixels)."""
-    (x0, y), (x1, _) = start, end
+def _dashed(draw: ImageDraw.ImageDraw, x0: float, x1: float, y: float, colour, dash: float = 6.0) -> None:
+    """A horizontal dashed line from x0 to x1 at height y (2 px, dashes and gaps of ``dash`` pixels)."""
     x = x0
     while x < x1:
         draw.line([(x, y), (min(x + dash, x1), y)], fill=colour, width=2)
