@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 9's and issue 31's GPU measurements in one prepared run (no internet; steps 1-3 and 5 took about
-# 8 minutes on an H100, compilation included; step 4 adds about 3, estimated from the 211 ms eager step).
+# Issue 9's and issue 31's GPU measurements in one prepared run (no internet; not yet run on a GPU: about
+# 8 minutes estimated for steps 1-3 and 5, compilation included, and about 3 more for step 4 from the 211 ms
+# eager step).
 # Usage, from the repository root:
 #     OUT=results bash benchmarks/gpu_train.sh
 #     DEVICE=cpu QUICK=1 bash benchmarks/gpu_train.sh     # the same steps on the CPU, tiny preset (smoke test)
