@@ -368,6 +368,47 @@ def test_a_signal_while_a_training_starts_ends_it_with_one_line(data_root, tmp_p
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("stopped by "), err
 
 
+@pytest.fixture
+def policy_handlers():
+    """The signal policy's handlers installed in this process for one test, the previous ones back after."""
+    from utils import signals
+
+    previous = {signum: signal.getsignal(signum) for signum in signals.NAMES}
+    yield signals
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+    signals._received.clear()
+
+
+def test_an_error_that_follows_a_signal_in_the_imports_ends_as_the_signal(policy_handlers, capsys):
+    """The flake the test above once hit: Ctrl-C inside numpy's lazy import of a submodule, swallowed there,
+    left numpy half loaded and the next import failed with RecursionError (exit 1, a traceback). An exception
+    after a received signal is the signal's end; one without a signal is still raised as it is."""
+    signals = policy_handlers
+
+    def interrupted_import():
+        try:
+            signals._raise_stopped(signal.SIGINT, None)  # the handler, as the signal would call it
+        except KeyboardInterrupt:
+            pass  # swallowed by the library being imported
+        raise RecursionError("maximum recursion depth exceeded")
+
+    with pytest.raises(SystemExit) as exited, signals.exit_on_signals():
+        interrupted_import()
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip() == "stopped by Ctrl-C (SIGINT)"
+    signals._received.clear()
+    assert signals.run_stoppable(interrupted_import) == 130  # the same inside a command
+
+    def failing_command() -> int:
+        raise RecursionError("its own")
+
+    with pytest.raises(RecursionError), signals.exit_on_signals():  # no signal: the error is the command's own
+        failing_command()
+    with pytest.raises(RecursionError):
+        signals.run_stoppable(failing_command)
+
+
 def test_the_app_ended_by_sighup_removes_its_temporary_folder(tmp_path):
     pytest.importorskip("gradio")
     torch.manual_seed(0)

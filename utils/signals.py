@@ -73,6 +73,14 @@ def report(stop: KeyboardInterrupt, what: str = "") -> int:
     return exit_status(stop)
 
 
+def stop_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The stop that ``error`` is, or follows: ``error`` itself for a KeyboardInterrupt; for any other exception
+    the signal received before it, if one was (a signal that lands inside an import can leave the module half
+    loaded, and the next use of it fails otherwise: e.g. numpy's lazy submodules recursing until RecursionError);
+    None for an exception of its own."""
+    return error if isinstance(error, KeyboardInterrupt) else received()
+
+
 def run_stoppable(run: Callable[[], int]) -> int:
     """run() under the policy: its exit status, or the stopping signal's (with its one line); a signal received
     before (while the command's imports loaded, and swallowed there) stops it before it starts."""
@@ -82,7 +90,10 @@ def run_stoppable(run: Callable[[], int]) -> int:
         if pending is not None:
             return report(pending)
         return run()
-    except KeyboardInterrupt as stop:
+    except BaseException as error:
+        stop = stop_behind(error)
+        if stop is None:
+            raise
         return report(stop)
     finally:
         _received.clear()  # the next command (in the same process: tests) starts clean
@@ -95,7 +106,10 @@ def exit_on_signals() -> Iterator[None]:
     install()
     try:
         yield
-    except KeyboardInterrupt as stop:
+    except BaseException as error:
+        stop = stop_behind(error)
+        if stop is None:
+            raise
         raise SystemExit(report(stop)) from None
     pending = received()
     if pending is not None:  # raised inside a library that swallowed it
